@@ -1,0 +1,3 @@
+import AsyncTools
+
+print("context-group example")

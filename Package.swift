@@ -1,0 +1,130 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Settings every AsyncTools target shares: Swift 6 language mode (the tools default) with strict
+/// concurrency, and no warning allowed to land.
+let strict: [SwiftSetting] = [
+  .treatAllWarnings(as: .error)
+]
+
+let package = Package(
+  name: "AsyncTools",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "AsyncTools", targets: ["AsyncTools"]),
+    .library(name: "AsyncToolsServiceLifecycle", targets: ["AsyncToolsServiceLifecycle"]),
+    .library(name: "AsyncToolsTesting", targets: ["AsyncToolsTesting"]),
+    .library(name: "AsyncToolsProcess", targets: ["AsyncToolsProcess"]),
+    .library(name: "AsyncToolsServer", targets: ["AsyncToolsServer"]),
+    .executable(name: "echo-server", targets: ["EchoServer"]),
+    .executable(name: "context-group", targets: ["ContextGroupExample"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+  ],
+  targets: [
+    // The few syscalls and runtime symbols Glibc does not expose to Swift.
+    .target(name: "CAsyncToolsShims"),
+
+    .target(
+      name: "AsyncTools",
+      dependencies: [
+        .product(name: "DequeModule", package: "swift-collections"),
+        .product(name: "HeapModule", package: "swift-collections"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict
+    ),
+    // `Service` conformances, so AsyncTools pieces slot into a swift-service-lifecycle `ServiceGroup`.
+    .target(
+      name: "AsyncToolsServiceLifecycle",
+      dependencies: ["AsyncTools", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+      swiftSettings: strict
+    ),
+    .target(
+      name: "AsyncToolsTesting",
+      dependencies: [
+        "CAsyncToolsShims",
+        .product(name: "DequeModule", package: "swift-collections"),
+        .product(name: "HeapModule", package: "swift-collections"),
+      ],
+      swiftSettings: strict
+    ),
+    .target(
+      name: "AsyncToolsProcess",
+      dependencies: ["AsyncTools", "CAsyncToolsShims", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strict
+    ),
+    .target(
+      name: "AsyncToolsServer",
+      dependencies: [
+        "AsyncTools", "AsyncToolsProcess", "CAsyncToolsShims",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: strict
+    ),
+
+    // Examples: runnable programs, built in CI so they cannot rot.
+    .executableTarget(
+      name: "EchoServer",
+      dependencies: [
+        "AsyncTools", "AsyncToolsServer",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Examples/EchoServer",
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "ContextGroupExample",
+      dependencies: ["AsyncTools"],
+      path: "Examples/ContextGroup",
+      swiftSettings: strict
+    ),
+
+    // A tiny program the process and server tests re-execute: its `main` makes the one bootstrap
+    // call, so fork-by-re-exec can be tested with real processes (a test runner's `main` is not ours).
+    .executableTarget(
+      name: "AsyncToolsTestChild",
+      dependencies: ["AsyncTools", "AsyncToolsProcess", "AsyncToolsServer"],
+      path: "Tests/TestChild",
+      swiftSettings: strict
+    ),
+
+    .testTarget(
+      name: "AsyncToolsTests",
+      dependencies: [
+        "AsyncTools", "AsyncToolsTesting", "AsyncToolsServiceLifecycle",
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "AsyncToolsTestingTests",
+      dependencies: [
+        "AsyncTools", "AsyncToolsTesting",
+        .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+      ],
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "AsyncToolsProcessTests",
+      dependencies: ["AsyncToolsProcess", "AsyncToolsTestChild"],
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "AsyncToolsServerTests",
+      dependencies: ["AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting"],
+      swiftSettings: strict
+    ),
+  ]
+)

@@ -1,0 +1,1 @@
+// Child processes over Linux pidfds: see issue "Async fork and child processes over Linux pidfds".

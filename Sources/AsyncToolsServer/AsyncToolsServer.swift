@@ -1,0 +1,1 @@
+// The async server launcher: see issue "The async server launcher".

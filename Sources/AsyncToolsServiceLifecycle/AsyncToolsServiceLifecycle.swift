@@ -1,0 +1,1 @@
+// `Service` conformances for AsyncTools types.
