@@ -123,7 +123,11 @@ let package = Package(
     ),
     .testTarget(
       name: "AsyncToolsServerTests",
-      dependencies: ["AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting"],
+      dependencies: [
+        "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "EchoServer",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ],
       swiftSettings: strict
     ),
   ]

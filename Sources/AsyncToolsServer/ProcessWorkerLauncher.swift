@@ -6,7 +6,7 @@ final class ProcessWorkerLauncher: WorkerLauncher {
     throw ServerError(code: .workerLaunchFailed, message: "process mode is not available yet")
   }
 
-  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) throws -> any WorkerHandle {
+  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle {
     throw ServerError(code: .workerLaunchFailed, message: "process mode is not available yet")
   }
 

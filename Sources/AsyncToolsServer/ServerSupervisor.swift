@@ -44,9 +44,9 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
     var restarts: [C.Instant] = []
 
     return await withTaskGroup(of: Void.self) { group in
-      func launch(slot: Int, index: Int) -> Bool {
+      func launch(slot: Int, index: Int) async -> Bool {
         do {
-          slots[slot].handle = try launcher.launch(slot: slot, index: index, events: continuation)
+          slots[slot].handle = try await launcher.launch(slot: slot, index: index, events: continuation)
           slots[slot].state = .starting
           return true
         } catch {
@@ -85,7 +85,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
       }
 
       /// A failed worker under the restart policy: restart it, or report that the budget is spent.
-      func restart(slot: Int, maxRestarts: Int, within window: Duration) -> Bool {
+      func restart(slot: Int, maxRestarts: Int, within window: Duration) async -> Bool {
         let now = clock.now
         restarts = restarts.filter { $0.duration(to: now) < window }
         guard restarts.count < maxRestarts else {
@@ -94,12 +94,12 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
         }
         restarts.append(now)
         logger.notice("restarting worker \(slots[slot].index)")
-        return launch(slot: slot, index: slots[slot].index)
+        return await launch(slot: slot, index: slots[slot].index)
       }
 
       for index in 0..<configuration.numWorkers {
         slots.append(Slot(index: index, handle: nil, state: .exited))
-        if !launch(slot: index, index: index) { break }
+        if await !launch(slot: index, index: index) { break }
       }
       if let launchFailure { beginStop(configuration.defaultStopSignal, failure: launchFailure) }
 
@@ -128,7 +128,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
               logger.warning("ignoring the failure of worker \(failure.index)")
               ignoredFailure = failure
             case (.running, .restart(let maxRestarts, let window)):
-              if !restart(slot: slot, maxRestarts: maxRestarts, within: window) {
+              if await !restart(slot: slot, maxRestarts: maxRestarts, within: window) {
                 beginStop(configuration.defaultStopSignal, failure: failure)
               }
             }

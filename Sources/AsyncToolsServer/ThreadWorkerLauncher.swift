@@ -39,7 +39,7 @@ final class ThreadWorkerLauncher: WorkerLauncher {
     func kill() { core.cancel() }
   }
 
-  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) throws -> any WorkerHandle {
+  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle {
     let core = WorkerCore(defaultSignal: configuration.defaultStopSignal, runToCompletion: configuration.runToCompletion) {
       events.yield(.ready(slot: slot))
     }
@@ -64,11 +64,16 @@ final class ThreadWorkerLauncher: WorkerLauncher {
     return Handle(core: core)
   }
 
-  /// An error after the server cancelled the worker is how a cancelled worker ends, not a failure.
+  /// After the server cancelled the worker, a `CancellationError`, or any error of an interrupted
+  /// start-up, is how a cancelled worker ends, not a failure; any other error is.
   static func classify(_ error: any Error, index: Int, core: WorkerCore) -> WorkerOutcome {
-    if core.wasCancelledByServer { return .clean }
     let message = String(describing: error)
-    return .failed(core.reachedStop ? .shutdownFailed(index: index, message: message) : .startupFailed(index: index, message: message))
+    if core.reachedStop {
+      if core.wasCancelledByServer && error is CancellationError { return .clean }
+      return .failed(.shutdownFailed(index: index, message: message))
+    }
+    if core.wasCancelledByServer { return .clean }
+    return .failed(.startupFailed(index: index, message: message))
   }
 
   func finish() async {

@@ -33,7 +33,7 @@ protocol WorkerHandle: Sendable {
 protocol WorkerLauncher: Sendable {
   /// Starts worker `index` in `slot`. Reports `.ready(slot)` and, exactly once, `.exited(slot, _)`
   /// through `events`; must not wait for the worker to become ready.
-  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) throws -> any WorkerHandle
+  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle
   /// Awaits whatever the launcher started that may still be winding down (tasks, reapers).
   func finish() async
 }
