@@ -3,9 +3,10 @@
 //     swift run echo-server                      # 2 worker processes on 127.0.0.1:8888
 //     swift run echo-server --workers 4 --threads --port 9000
 //
-// The main process binds one listening socket and shares it with every worker; each worker adopts
-// it into its own NIO event loop. The echo path is plain NIO (a ChannelInboundHandler): nothing of
-// AsyncTools sits between the socket and the handler. Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
+// The main process binds one listening socket and shares it with every worker; each worker accepts
+// from it and serves its connections on its own NIO event loop. The echo path is plain NIO (a
+// ChannelInboundHandler): nothing of AsyncTools sits between a connection and the handler.
+// Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 import ArgumentParser
 import AsyncToolsServer
 import NIOCore
@@ -46,23 +47,23 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
   }
 }
 
-/// One worker: adopt the shared socket into a one-thread event loop group, serve until stopped.
+/// One worker: a one-thread NIO event loop group serving the connections this worker accepts from
+/// the shared listening socket, until the server stops it.
 @Sendable func echoWorker(_ context: WorkerContext) async throws {
   let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-  do {
-    let channel = try await ServerBootstrap(group: group)
-      .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-      .childChannelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
-      }
-      .withBoundSocket(context.listeningSocket!)
-      .get()
-    _ = await context.stopSignal()
-    try? await channel.close()
-  } catch {
-    try? await group.shutdownGracefully()
-    throw error
+  let bootstrap = ClientBootstrap(group: group)
+    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+    .channelInitializer { channel in
+      channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+    }
+  let connections = context.acceptedConnections()!
+  // Accepting is the only AsyncTools code per connection; each connection is then plain NIO.
+  let acceptor = Task {
+    for await socket in connections { _ = bootstrap.withConnectedSocket(socket) }
   }
+  _ = await context.stopSignal()
+  acceptor.cancel()  // stops accepting (and closes this worker's copy of the listening socket)
+  await acceptor.value
   // Closes the connections still open, then the event loop.
   try await group.shutdownGracefully()
 }

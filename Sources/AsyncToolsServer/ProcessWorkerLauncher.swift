@@ -122,7 +122,7 @@ final class ProcessWorkerLauncher: WorkerLauncher {
   }
 
   /// The exit status; waits through cancellation, because a worker must be reaped and reported.
-  private static func waitForExit(_ child: ChildProcess) async -> ExitStatus {
+  private static func waitForExit(_ child: ChildProcess) async -> ChildProcess.ExitStatus {
     while true {
       do {
         return try await child.wait()

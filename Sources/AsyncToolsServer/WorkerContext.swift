@@ -24,9 +24,14 @@ public struct WorkerContext: Sendable {
   /// The main context's values followed by ``ServerConfiguration/arguments``.
   public let arguments: [String]
   /// The listening socket shared by all workers, as a file descriptor this worker owns, or `nil`
-  /// when ``ServerConfiguration/listen`` is `nil`. Adopt it once, e.g. with SwiftNIO's
-  /// `ServerBootstrap.withBoundSocket(_:)` or `bind(_ socket:…)` (whose channel closes it), or
-  /// close it yourself. In threads mode each worker receives its own `dup` of the socket.
+  /// when ``ServerConfiguration/listen`` is `nil`. In threads mode each worker receives its own
+  /// `dup` of it.
+  ///
+  /// Accept from it with ``acceptedConnections()`` and hand each connection to SwiftNIO
+  /// (`ClientBootstrap.withConnectedSocket(_:)`). Adopting it into a `ServerBootstrap` in every
+  /// worker (`withBoundSocket(_:)` / `bind(_ socket:…)`) works in release builds, but SwiftNIO's
+  /// debug builds assert that a readable listening socket always yields a connection, which a
+  /// socket shared by several event loops cannot promise (see ``AcceptedConnections``).
   public let listeningSocket: CInt?
   /// The port of ``listeningSocket`` (useful when the configuration asked for port 0).
   public let listeningPort: Int?

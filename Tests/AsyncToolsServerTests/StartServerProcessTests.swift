@@ -14,10 +14,15 @@ struct StartServerProcessTests {
 
   private func modeArguments(_ mode: String) -> [String] { mode == "threads" ? ["--threads"] : [] }
 
-  private func waitForReady(_ server: LaunchedProcess, workers: Int) async {
+  /// Waits for the server's log to say every worker is ready and, for the TestChild scenarios, for
+  /// each worker's `pid` line (standard output and error are read by different threads, so one
+  /// can be recorded before the other).
+  private func waitForReady(_ server: LaunchedProcess, workers: Int, pidLines: Bool = true) async {
     await server.output.wait { events in
-      (0..<workers).allSatisfy { index in events.contains { $0.hasPrefix("err: ") && $0.hasSuffix("worker \(index) is ready") } }
-        || events.contains { $0.hasPrefix("exit: ") }
+      (0..<workers).allSatisfy { index in
+        events.contains { $0.hasPrefix("err: ") && $0.hasSuffix("worker \(index) is ready") }
+          && (!pidLines || events.contains { $0.hasPrefix("out: worker \(index) pid ") })
+      } || events.contains { $0.hasPrefix("exit: ") }
     }
   }
 
@@ -51,7 +56,7 @@ struct StartServerProcessTests {
       let banner = await server.waitForLine { $0.hasPrefix("echo-server listening on 127.0.0.1:") }
       #expect(banner.hasSuffix("with 3 worker \(mode)"))
       let port = try #require(Int(banner.split(separator: ":").last!.split(separator: " ").first!))
-      await waitForReady(server, workers: 3)
+      await waitForReady(server, workers: 3, pidLines: false)
       let children = childrenOf(server.pid)
       #expect(children.count == (mode == "processes" ? 3 : 0))
       let replies = await onThread { (0..<20).map { echoRoundTrip(port: port, message: "hello \($0)") } }

@@ -101,9 +101,13 @@ final class LaunchedProcess: Sendable {
       .map { String($0.dropFirst(5)) } ?? "<exited before printing it>"
   }
 
-  /// Suspends until the process has exited; returns its status (negative: killed by that signal).
+  /// Suspends until the process has exited and its output is read to the end (when every process
+  /// holding the pipes — workers included — has closed them); returns the exit status (negative:
+  /// killed by that signal).
   func exitCode() async -> Int32 {
-    await output.wait { $0.contains { $0.hasPrefix("exit: ") } }
+    await output.wait { events in
+      events.contains { $0.hasPrefix("exit: ") } && events.filter { $0.hasPrefix("eof: ") }.count == 2
+    }
     return exit.value.withLock { $0 } ?? -1
   }
 
@@ -129,6 +133,7 @@ final class LaunchedProcess: Sendable {
       }
     }
     if !pending.isEmpty { probe.record(prefix + String(decoding: pending, as: UTF8.self)) }
+    probe.record("eof: \(prefix)")
     close(fd)
   }
 }
