@@ -126,6 +126,7 @@ let package = Package(
       dependencies: [
         "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "EchoServer",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ],
       swiftSettings: strict

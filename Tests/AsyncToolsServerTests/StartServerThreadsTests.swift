@@ -1,5 +1,7 @@
 import AsyncTools
 import AsyncToolsServer
+import Logging
+import ServiceLifecycle
 import Synchronization
 import Testing
 import UnixSignals
@@ -274,5 +276,59 @@ struct StartServerThreadsTests {
     }
     #expect(Set(probe.events) == ["0=0", "1=1", "2=2", "3=3"])
     #expect(WorkerContext.processIndex == nil)
+  }
+}
+
+/// A worker running a swift-service-lifecycle `ServiceGroup`.
+@Suite("WorkerContext.runServiceGroup")
+struct WorkerServiceGroupTests {
+  struct RecordingService: Service {
+    let probe: Probe
+    func run() async throws {
+      probe.record("service running")
+      try await gracefulShutdown()
+      probe.record("service shut down gracefully")
+    }
+  }
+
+  @Test func theServerStopTriggersTheGroupsGracefulShutdown() async throws {
+    let probe = Probe()
+    let exit = try await withWatchdog {
+      try await startServer(configuration: threadsConfiguration(workers: 2)) { context in
+        let group = ServiceGroup(
+          configuration: .init(services: [RecordingService(probe: probe)], logger: Logger(label: "test") { _ in
+            SwiftLogNoOpLogHandler()
+          }))
+        try await context.runServiceGroup(group)
+      } main: { server in
+        async let exit = server.runWorkers()
+        await probe.wait(for: 2, "service running")
+        server.signal(.sigterm)
+        return try await exit
+      }
+    }
+    #expect(exit == .stopped(.sigterm))
+    #expect(probe.count("service shut down gracefully") == 2)
+  }
+
+  struct FailingService: Service {
+    struct Failure: Error {}
+    func run() async throws { throw Failure() }
+  }
+
+  @Test func aFailingGroupFailsTheWorker() async throws {
+    let exit = try await withWatchdog {
+      try await startServer(configuration: threadsConfiguration(workers: 1)) { context in
+        let group = ServiceGroup(
+          configuration: .init(services: [FailingService()], logger: Logger(label: "test") { _ in
+            SwiftLogNoOpLogHandler()
+          }))
+        try await context.runServiceGroup(group)
+      }
+    }
+    guard case .workerFailed(.shutdownFailed(index: 0, _)) = exit else {
+      Issue.record("expected the group's failure to fail the worker, got \(exit)")
+      return
+    }
   }
 }
