@@ -120,6 +120,19 @@ struct CancelAndWaitTests {
     #expect(value == 42)
   }
 
+  @Test func theCallersCancellationWinsOverAValueReturnedByTheTarget() async throws {
+    let target = Task<Int, any Error> {
+      do { try await suspendUntilCancelled() } catch {}
+      return 42
+    }
+    let caller = Task<Int?, any Error> {
+      withUnsafeCurrentTask { $0?.cancel() }
+      return try await target.cancelAndWait()
+    }
+    #expect(CancellationFixtures.isCancellation(await caller.result))
+    #expect(try await target.value == 42, "the target itself completed normally")
+  }
+
   @Test func anAlreadyCompletedTaskHasItsValueReturned() async throws {
     let task = Task<Int, any Error> { 7 }
     _ = try await task.value
