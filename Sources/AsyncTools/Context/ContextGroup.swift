@@ -122,6 +122,16 @@ public enum ContextGroupExit: Sendable {
   }
 }
 
+extension ContextGroupExit: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .exited: "exited"
+    case .failed(let error): "failed(\(error))"
+    case .notEntered: "notEntered"
+    }
+  }
+}
+
 /// What ``withContextGroup(_:isolation:_:)`` returns: the body's value and each member's exit.
 public struct ContextGroupResult<Value> {
   /// What the body returned.
