@@ -96,12 +96,13 @@ public final class AsyncContext<Value: Sendable>: AsyncContextManager {
   /// Resumes the closure after its `body` call with `outcome`, and waits until it has returned.
   ///
   /// Throws what the closure threw after its `body` call (a release failure), or
-  /// ``AsyncToolsError/Code/invalidState`` if the instance is not entered or the closure called
-  /// `body` twice.
+  /// ``AsyncToolsError/Code/invalidState`` if the instance is not entered, is already exiting, or
+  /// the closure called `body` twice.
   public func exit(_ outcome: ExitOutcome) async throws {
     let activation = current.withLock { $0 }
-    guard let activation, activation.hasHandedOut else {
-      throw AsyncToolsError(code: .invalidState, message: "exit() called on an AsyncContext that is not entered")
+    guard let activation, activation.beginExit() else {
+      throw AsyncToolsError(
+        code: .invalidState, message: "exit() called on an AsyncContext that is not entered or is already exiting")
     }
     defer { current.withLock { $0 = nil } }
     try await activation.finish(outcome)
@@ -120,6 +121,7 @@ extension AsyncContext {
       /// `enter()` waiting for the value; `nil` once the value was handed out or the closure ended.
       var valueWaiter: CheckedContinuation<Value, any Error>?
       var handedOut = false
+      var exitBegun = false
       /// The closure's task, kept so a cancellation during the acquire can be forwarded.
       var task: Task<Void, Never>?
       var cancelRequested = false
@@ -134,7 +136,14 @@ extension AsyncContext {
 
     let state = Mutex(State())
 
-    var hasHandedOut: Bool { state.withLock { $0.handedOut } }
+    /// Claims the one exit of this run: false before the value was handed out or on a second exit.
+    func beginExit() -> Bool {
+      state.withLock { state in
+        guard state.handedOut, !state.exitBegun else { return false }
+        state.exitBegun = true
+        return true
+      }
+    }
 
     func start(_ waiter: CheckedContinuation<Value, any Error>, _ run: @escaping @Sendable () async throws -> Void) {
       state.withLock { $0.valueWaiter = waiter }

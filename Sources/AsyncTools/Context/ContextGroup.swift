@@ -123,6 +123,7 @@ public enum ContextGroupExit: Sendable {
 }
 
 extension ContextGroupExit: CustomStringConvertible {
+  /// `exited`, `failed(<error>)` or `notEntered`.
   public var description: String {
     switch self {
     case .exited: "exited"

@@ -31,6 +31,7 @@ public enum ExitOutcome: Sendable {
 }
 
 extension ExitOutcome: CustomStringConvertible {
+  /// `success`, or `failure(<error>)`.
   public var description: String {
     switch self {
     case .success: "success"
