@@ -341,6 +341,19 @@ struct TimeoutVirtualTimeTests {
     }
   }
 
+  @Test func theToleranceAndDeadlineArePassedToTheClock() async throws {
+    try await withVirtualTime { clock in
+      let recording = RecordingClock(base: clock)
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(3), tolerance: .milliseconds(250), clock: recording) {
+          try await clock.sleep(for: .seconds(10))
+        }
+      }
+      #expect(recording.sleeps.all == [RecordingClock.Sleep(deadline: .seconds(3), tolerance: .milliseconds(250))])
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
   @Test func cancellingTheCallerBeforeTheDeadlineThrowsCancellationAtThatInstant() async throws {
     try await withVirtualTime { clock in
       let caller = Task {
@@ -351,5 +364,21 @@ struct TimeoutVirtualTimeTests {
       #expect(CancellationFixtures.isCancellation(await caller.result))
       #expect(clock.now.offset == .seconds(1))
     }
+  }
+}
+
+/// A clock that forwards to a `VirtualClock` and records every `sleep(until:tolerance:)`.
+private struct RecordingClock: Clock {
+  struct Sleep: Equatable, Sendable {
+    var deadline: Duration
+    var tolerance: Duration?
+  }
+  let base: VirtualClock
+  let sleeps = Recorder<Sleep>()
+  var now: VirtualClock.Instant { base.now }
+  var minimumResolution: Duration { base.minimumResolution }
+  func sleep(until deadline: VirtualClock.Instant, tolerance: Duration?) async throws {
+    sleeps.record(Sleep(deadline: deadline.offset, tolerance: tolerance))
+    try await base.sleep(until: deadline, tolerance: tolerance)
   }
 }
