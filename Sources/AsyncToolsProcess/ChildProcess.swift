@@ -195,6 +195,10 @@ public final class ChildProcess: Sendable, CustomStringConvertible {
       }
       if siPid == pid, let status = ExitStatus(siCode: siCode, siStatus: siStatus) { outcome = .success(status) }
       state.outcome = outcome
+      if state.pidfd >= 0 {  // a pidfd the monitor could not watch
+        close(state.pidfd)
+        state.pidfd = -1
+      }
       defer { state.waiters = [] }
       return (outcome, state.waiters)
     }
