@@ -175,3 +175,9 @@ void *asynctools_enqueue_global_hook_load(void) {
   void **address = asynctools_enqueue_global_hook_address();
   return address ? __atomic_load_n(address, __ATOMIC_ACQUIRE) : NULL;
 }
+
+static _Thread_local void *asynctools_thread_marker = NULL;
+
+void *asynctools_thread_marker_get(void) { return asynctools_thread_marker; }
+
+void asynctools_thread_marker_set(void *marker) { asynctools_thread_marker = marker; }

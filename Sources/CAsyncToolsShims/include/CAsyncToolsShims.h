@@ -70,6 +70,13 @@ bool asynctools_enqueue_global_hook_cas(void *_Nullable expected, void *_Nullabl
 /// Reads the enqueue hook atomically.
 void *_Nullable asynctools_enqueue_global_hook_load(void);
 
+/// This thread's private marker slot (a C11 `_Thread_local`), used by the virtual-time driver to
+/// recognise enqueues made on its own thread without a lock.
+void *_Nullable asynctools_thread_marker_get(void);
+
+/// Sets this thread's private marker slot.
+void asynctools_thread_marker_set(void *_Nullable marker);
+
 #ifdef __cplusplus
 }
 #endif
