@@ -48,7 +48,7 @@ public struct Supervisor {
     // core to cancel the handle's children too.
     scope.addFailFastTask(name: name, priority: priority) {
       do {
-        try await core.supervise(child: label, restart: restart, operation: operation)
+        try await core.supervise(child: label, restart: restart, scope: scopeCore, operation: operation)
       } catch {
         scopeCore.requestCancelAll()
         throw error
@@ -88,7 +88,7 @@ public struct Supervisor {
       let label = name ?? core.nameForUnnamedChild()
       try scope.addTask(name: name, priority: priority) {
         do {
-          try await core.supervise(child: label, restart: restart, operation: operation)
+          try await core.supervise(child: label, restart: restart, scope: scope.core, operation: operation)
         } catch {
           // Recorded in the core; `withSupervisor` throws it once everything has stopped.
           scope.cancelAll()

@@ -43,11 +43,13 @@ final class SupervisorCore: Sendable {
 
   /// Runs a restartable child until its policy says stop, the supervisor is cancelled, or the intensity limit
   /// is crossed (then throws ``SupervisorError``).
+  /// `scope` is the supervisor's task scope: a ``TaskScope/Handle/cancelAll()`` reaches the group through a helper
+  /// task, so the loop also checks the request itself to never restart a child of a cancelled supervisor.
   func supervise(
-    child: String, restart: RestartPolicy, operation: () async throws -> Void
+    child: String, restart: RestartPolicy, scope: TaskScopeCore, operation: () async throws -> Void
   ) async throws(SupervisorError) {
     var consecutive = 0
-    while !Task.isCancelled {
+    while !Task.isCancelled && !scope.isCancelRequested {
       let runStarted = elapsed()
       var failure: (any Error)?
       do {
@@ -58,7 +60,7 @@ final class SupervisorCore: Sendable {
         errorHandler(error)
         failure = error
       }
-      if Task.isCancelled { return }
+      if Task.isCancelled || scope.isCancelRequested { return }
       switch restart {
       case .never: return
       case .onFailure: if failure == nil { return }

@@ -1,0 +1,237 @@
+import AsyncTools
+import Testing
+
+@Suite("Supervisor")
+struct SupervisorTests {
+  /// Plenty of room: tests of restart policies must not trip the intensity limit.
+  let roomy = RestartIntensity(maxRestarts: 1000, within: .seconds(3600))
+
+  @Test func neverChildRunsOnceAndItsFailureIsReported() async throws {
+    let runs = ScopeCounter()
+    let reported = ScopeCounter()
+    try await withSupervisor(backoff: .none, errorHandler: { _ in reported.increment() }) { supervisor in
+      supervisor.addChild(name: "once", restart: .never) {
+        runs.increment()
+        throw ScopeTestError(id: 1)
+      }
+    }
+    #expect(runs.value == 1)
+    #expect(reported.value == 1)
+  }
+
+  @Test func onFailureRestartsAfterFailuresButNotAfterANormalReturn() async throws {
+    let runs = ScopeCounter()
+    let reported = ScopeLog()
+    try await withSupervisor(intensity: roomy, backoff: .none, errorHandler: { reported.append("\($0)") }) {
+      supervisor in
+      supervisor.addChild(name: "flaky", restart: .onFailure) {
+        let run = runs.increment()
+        if run <= 2 { throw ScopeTestError(id: run) }
+      }
+    }
+    #expect(runs.value == 3)
+    #expect(reported.all == ["\(ScopeTestError(id: 1))", "\(ScopeTestError(id: 2))"])
+  }
+
+  @Test func alwaysRestartsAfterANormalReturnUntilCancelled() async throws {
+    let runs = ScopeCounter()
+    try await withSupervisor(intensity: roomy, backoff: .none) { supervisor in
+      let handle = supervisor.handle
+      supervisor.addChild(name: "loop", restart: .always) {
+        if runs.increment() == 5 { handle.cancelAll() }
+      }
+    }
+    #expect(runs.value == 5, "a cancelled child must not be restarted")
+  }
+
+  @Test func aChildEndingWithCancellationErrorCountsAsANormalReturn() async throws {
+    let runs = ScopeCounter()
+    let reported = ScopeCounter()
+    try await withSupervisor(intensity: roomy, backoff: .none, errorHandler: { _ in reported.increment() }) {
+      supervisor in
+      supervisor.addChild(restart: .onFailure) {
+        runs.increment()
+        throw CancellationError()
+      }
+    }
+    #expect(runs.value == 1)
+    #expect(reported.value == 0)
+  }
+
+  @Test func childFailureDoesNotCancelSiblingsOrTheBody() async throws {
+    let failed = ScopeGate()
+    let siblingCancelled = ScopeBox<Bool?>(nil)
+    let release = ScopeGate()
+    try await withSupervisor(errorHandler: { _ in failed.open() }) { supervisor in
+      supervisor.addChild { throw ScopeTestError(id: 1) }
+      supervisor.addChild {
+        await release.wait()
+        siblingCancelled.set(Task.isCancelled)
+      }
+      await failed.wait()
+      #expect(!Task.isCancelled)
+      #expect(!supervisor.isCancelled)
+      release.open()
+    }
+    #expect(siblingCancelled.value == false)
+  }
+
+  @Test func bodyErrorCancelsChildrenAndPropagatesUnchanged() async throws {
+    let running = ScopeCounter()
+    let stopped = ScopeCounter()
+    let error = await #expect(throws: ScopeTestError.self) {
+      try await withSupervisor(intensity: self.roomy, backoff: .none) { supervisor in
+        supervisor.addChild(restart: .always) {
+          running.increment()
+          await sleepUntilCancelled()
+          stopped.increment()
+        }
+        supervisor.addChild(restart: .never) {
+          running.increment()
+          await sleepUntilCancelled()
+          stopped.increment()
+        }
+        await running.wait(until: 2)
+        throw ScopeTestError(id: 3)
+      }
+    }
+    #expect(error == ScopeTestError(id: 3))
+    #expect(stopped.value == 2)
+    #expect(running.value == 2, "a child cancelled by the supervisor must not be restarted")
+  }
+
+  @Test func intensityExceededCancelsEveryChildAndNamesTheChildAndCount() async throws {
+    let runs = ScopeCounter()
+    let reported = ScopeCounter()
+    let siblingsStopped = ScopeCounter()
+    let siblingsRunning = ScopeCounter()
+    let error = await #expect(throws: SupervisorError.self) {
+      try await withSupervisor(
+        intensity: RestartIntensity(maxRestarts: 3, within: .seconds(3600)), backoff: .none,
+        errorHandler: { _ in reported.increment() }
+      ) { supervisor in
+        let handle = supervisor.handle
+        supervisor.addChild(name: "steady") {
+          siblingsRunning.increment()
+          await sleepUntilCancelled()
+          siblingsStopped.increment()
+        }
+        try handle.addChild(name: "steady via handle") {
+          siblingsRunning.increment()
+          await sleepUntilCancelled()
+          siblingsStopped.increment()
+        }
+        await siblingsRunning.wait(until: 2)
+        supervisor.addChild(name: "crasher", restart: .onFailure) {
+          throw ScopeTestError(id: runs.increment())
+        }
+      }
+    }
+    #expect(error?.code == .restartIntensityExceeded)
+    #expect(error?.child == "crasher")
+    #expect(error?.restarts == 4, "3 restarts allowed, the 4th is refused")
+    #expect(error?.period == .seconds(3600))
+    #expect((error?.lastFailure as? ScopeTestError) == ScopeTestError(id: 4))
+    #expect(runs.value == 4, "the first run plus 3 restarts")
+    #expect(reported.value == 4, "every failure reaches the handler exactly once")
+    #expect(siblingsStopped.value == 2, "giving up cancels and awaits every other child")
+    #expect(error.map { "\($0)" }?.contains("crasher") == true)
+  }
+
+  @Test func intensityIsSharedByAllChildrenAndWorksThroughTheHandle() async throws {
+    let runs = ScopeCounter()
+    let error = await #expect(throws: SupervisorError.self) {
+      try await withSupervisor(
+        intensity: RestartIntensity(maxRestarts: 2, within: .seconds(3600)), backoff: .none, errorHandler: { _ in }
+      ) { supervisor in
+        let handle = supervisor.handle
+        supervisor.addChild(name: "a", restart: .always) {
+          runs.increment()
+          await sleepUntilCancelled()
+        }
+        try handle.addChild(name: "b", restart: .onFailure) {
+          runs.increment()
+          throw ScopeTestError(id: 0)
+        }
+      }
+    }
+    #expect(error?.child == "b")
+    #expect(error?.restarts == 3)
+  }
+
+  @Test func zeroRestartsGivesUpOnTheFirstRestart() async throws {
+    let error = await #expect(throws: SupervisorError.self) {
+      try await withSupervisor(intensity: RestartIntensity(maxRestarts: 0, within: .seconds(1)), backoff: .none) {
+        supervisor in
+        supervisor.addChild(restart: .always) {}
+      }
+    }
+    #expect(error?.child == "child #1")
+    #expect(error?.restarts == 1)
+    #expect(error?.lastFailure == nil)
+  }
+
+  @Test func unnamedRestartableChildrenAreNumberedInErrors() async throws {
+    let error = await #expect(throws: SupervisorError.self) {
+      try await withSupervisor(
+        intensity: RestartIntensity(maxRestarts: 0, within: .seconds(1)), backoff: .none, errorHandler: { _ in }
+      ) { supervisor in
+        let firstDone = ScopeGate()
+        supervisor.addChild(restart: .onFailure) { firstDone.open() }
+        await firstDone.wait()
+        supervisor.addChild(restart: .onFailure) { throw ScopeTestError(id: 1) }
+      }
+    }
+    #expect(error?.child == "child #2")
+  }
+
+  @Test func neverChildrenNeedNoRestartMachinery() async throws {
+    let runs = ScopeCounter()
+    try await withSupervisor(intensity: RestartIntensity(maxRestarts: 0, within: .seconds(1))) { supervisor in
+      for _ in 0..<1000 { supervisor.addChild { runs.increment() } }
+    }
+    #expect(runs.value == 1000)
+  }
+
+  @Test func negativeMaxRestartsIsRejected() async throws {
+    let error = await #expect(throws: AsyncToolsError.self) {
+      try await withSupervisor(intensity: RestartIntensity(maxRestarts: -1, within: .seconds(1))) { _ in }
+    }
+    #expect(error?.code == .invalidArgument)
+    #expect(error?.message.contains("maxRestarts") == true)
+  }
+
+  @Test(arguments: [Duration.zero, .seconds(-1)])
+  func nonPositivePeriodIsRejected(period: Duration) async throws {
+    let error = await #expect(throws: AsyncToolsError.self) {
+      try await withSupervisor(intensity: RestartIntensity(maxRestarts: 1, within: period)) { _ in }
+    }
+    #expect(error?.code == .invalidArgument)
+    #expect(error?.message.contains("period") == true)
+  }
+
+  @Test(arguments: [
+    (Backoff(initial: .seconds(-1), maximum: .seconds(1)), "initial"),
+    (Backoff(initial: .seconds(2), maximum: .seconds(1)), "maximum"),
+    (Backoff(initial: .seconds(1), maximum: .seconds(2), multiplier: 0.5), "multiplier"),
+    (Backoff(initial: .seconds(1), maximum: .seconds(2), multiplier: .nan), "multiplier"),
+    (Backoff(initial: .seconds(1), maximum: .seconds(2), multiplier: .infinity), "multiplier"),
+    (Backoff(initial: .seconds(1), maximum: .seconds(2), jitter: 1.5), "jitter"),
+    (Backoff(initial: .seconds(1), maximum: .seconds(2), jitter: -0.1), "jitter"),
+  ])
+  func invalidBackoffIsRejectedBeforeAnythingRuns(backoff: Backoff, named: String) async throws {
+    let bodyRan = ScopeBox(false)
+    let error = await #expect(throws: AsyncToolsError.self) {
+      try await withSupervisor(backoff: backoff) { _ in bodyRan.set(true) }
+    }
+    #expect(error?.code == .invalidArgument)
+    #expect(error?.message.contains(named) == true, "message should name \(named): \(error?.message ?? "")")
+    #expect(!bodyRan.value)
+  }
+
+  @Test func otpNamesAliasThePolicies() {
+    #expect(RestartPolicy.temporary == .never)
+    #expect(RestartPolicy.transient == .onFailure)
+    #expect(RestartPolicy.permanent == .always)
+  }
+}
