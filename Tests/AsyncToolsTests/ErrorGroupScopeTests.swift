@@ -4,24 +4,24 @@ import Testing
 @Suite("ErrorGroupScope")
 struct ErrorGroupScopeTests {
   private func ids(_ group: ErrorGroup) -> [Int] {
-    group.errors.map { ($0 as? ScopeTestError)?.id ?? -1 }
+    group.errors.map { ($0 as? ChildError)?.id ?? -1 }
   }
 
   @Test func firstFailureCancelsSiblingsAndTheBody() async throws {
-    let running = ScopeCounter()
-    let cancelled = ScopeLog()
+    let running = ChildCounter()
+    let cancelled = ChildLog()
     let error = await #expect(throws: ErrorGroup.self) {
       try await withErrorGroup { group in
         try group.addTask {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           cancelled.append("sibling")
         }
         try group.addTask {
           await running.wait(until: 1)
-          throw ScopeTestError(id: 1)
+          throw ChildError(id: 1)
         }
-        await sleepUntilCancelled()
+        await childSleepUntilCancelled()
         cancelled.append("body")
       }
     }
@@ -30,22 +30,22 @@ struct ErrorGroupScopeTests {
   }
 
   @Test func allFailuresComeOutTogetherInOrderWithoutInducedCancellations() async throws {
-    let running = ScopeCounter()
+    let running = ChildCounter()
     let error = await #expect(throws: ErrorGroup.self) {
       try await withErrorGroup { group in
         try group.addTask {
           running.increment()
-          await sleepUntilCancelled()
-          throw ScopeTestError(id: 2)  // a real error during cleanup still counts
+          await childSleepUntilCancelled()
+          throw ChildError(id: 2)  // a real error during cleanup still counts
         }
         try group.addTask {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           throw CancellationError()  // an induced cancellation does not
         }
         try group.addTask {
           await running.wait(until: 2)
-          throw ScopeTestError(id: 1)
+          throw ChildError(id: 1)
         }
       }
     }
@@ -55,24 +55,24 @@ struct ErrorGroupScopeTests {
 
   @Test func aSingleFailureIsStillAnErrorGroup() async throws {
     await #expect(throws: ErrorGroup.self) {
-      try await withErrorGroup { group in try group.addTask { throw ScopeTestError(id: 5) } }
+      try await withErrorGroup { group in try group.addTask { throw ChildError(id: 5) } }
     }
   }
 
   @Test func bodyFailureCancelsTasksAndIsIncluded() async throws {
-    let running = ScopeCounter()
-    let cleanedUp = ScopeCounter()
+    let running = ChildCounter()
+    let cleanedUp = ChildCounter()
     let error = await #expect(throws: ErrorGroup.self) {
       try await withErrorGroup { group in
         for _ in 0..<3 {
           try group.addTask {
             running.increment()
-            await sleepUntilCancelled()
+            await childSleepUntilCancelled()
             cleanedUp.increment()
           }
         }
         await running.wait(until: 3)
-        throw ScopeTestError(id: 9)
+        throw ChildError(id: 9)
       }
     }
     #expect(error.map(ids) == [9])
@@ -83,7 +83,7 @@ struct ErrorGroupScopeTests {
     let error = await #expect(throws: ErrorGroup.self) {
       try await withErrorGroup { group in
         try group.addTask {
-          throw ErrorGroup("inner", [ScopeTestError(id: 1), ScopeTestError(id: 2)])
+          throw ErrorGroup("inner", [ChildError(id: 1), ChildError(id: 2)])
         }
       }
     }
@@ -91,7 +91,7 @@ struct ErrorGroupScopeTests {
   }
 
   @Test func noFailureReturnsTheBodyValueAfterEveryTask() async throws {
-    let finished = ScopeCounter()
+    let finished = ChildCounter()
     let value = try await withErrorGroup { group in
       for _ in 0..<10 {
         try group.addTask {
@@ -106,7 +106,7 @@ struct ErrorGroupScopeTests {
   }
 
   @Test func tasksCarryTheirNamesAndTheBodyTheGroupName() async throws {
-    let names = ScopeBox<Set<String>>([])
+    let names = ChildBox<Set<String>>([])
     let groupName = try await withErrorGroup(name: "downloads") { group in
       names.update { _ = $0.insert("body:\(Task.name ?? "nil")") }
       try group.addTask(name: "a") { names.update { _ = $0.insert(Task.name ?? "nil") } }
@@ -126,7 +126,7 @@ struct ErrorGroupScopeTests {
 
   @Test func currentIsTheInnermostGroupForTheBodyAndItsTasks() async throws {
     #expect(ErrorGroupScope.current == nil)
-    let seen = ScopeLog()
+    let seen = ChildLog()
     try await withErrorGroup(name: "outer") { outer in
       seen.append("body:\(ErrorGroupScope.current?.name ?? "nil")")
       try outer.addTask {
@@ -143,7 +143,7 @@ struct ErrorGroupScopeTests {
   }
 
   @Test func tasksAddTasksThroughCurrent() async throws {
-    let ran = ScopeCounter()
+    let ran = ChildCounter()
     try await withErrorGroup { group in
       try group.addTask {
         ran.increment()
@@ -163,20 +163,20 @@ struct ErrorGroupScopeTests {
   }
 
   @Test func cancelAllCancelsEverythingAndEndsInCancellationError() async throws {
-    let running = ScopeCounter()
-    let cancelled = ScopeCounter()
+    let running = ChildCounter()
+    let cancelled = ChildCounter()
     await #expect(throws: CancellationError.self) {
       try await withErrorGroup { group in
         try group.addTask {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           cancelled.increment()
         }
         try group.addTask {
           await running.wait(until: 1)
           group.cancelAll()
         }
-        await sleepUntilCancelled()
+        await childSleepUntilCancelled()
         cancelled.increment()
         #expect(group.isCancelled)
         try Task.checkCancellation()
@@ -186,18 +186,18 @@ struct ErrorGroupScopeTests {
   }
 
   @Test func outerCancellationAwaitsTasksThenThrowsCancellationError() async throws {
-    let running = ScopeCounter()
-    let cleanup = ScopeGate()
-    let log = ScopeLog()
+    let running = ChildCounter()
+    let cleanup = ChildGate()
+    let log = ChildLog()
     let task = Task {
       try await withErrorGroup { group in
         try group.addTask {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           await cleanup.wait()
           log.append("task cleaned up")
         }
-        await sleepUntilCancelled()
+        await childSleepUntilCancelled()
       }
       log.append("group returned")
     }
@@ -209,11 +209,11 @@ struct ErrorGroupScopeTests {
   }
 
   @Test func tasksAddedAfterAFailureStartCancelled() async throws {
-    let startedCancelled = ScopeBox<Bool?>(nil)
+    let startedCancelled = ChildBox<Bool?>(nil)
     await #expect(throws: ErrorGroup.self) {
       try await withErrorGroup { group in
-        try group.addTask { throw ScopeTestError(id: 1) }
-        await sleepUntilCancelled()
+        try group.addTask { throw ChildError(id: 1) }
+        await childSleepUntilCancelled()
         try group.addTask { startedCancelled.set(Task.isCancelled) }
       }
     }

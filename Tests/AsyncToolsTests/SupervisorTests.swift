@@ -7,12 +7,12 @@ struct SupervisorTests {
   let roomy = RestartIntensity(maxRestarts: 1000, within: .seconds(3600))
 
   @Test func neverChildRunsOnceAndItsFailureIsReported() async throws {
-    let runs = ScopeCounter()
-    let reported = ScopeCounter()
+    let runs = ChildCounter()
+    let reported = ChildCounter()
     try await withSupervisor(backoff: .none, errorHandler: { _ in reported.increment() }) { supervisor in
       supervisor.addChild(name: "once", restart: .never) {
         runs.increment()
-        throw ScopeTestError(id: 1)
+        throw ChildError(id: 1)
       }
     }
     #expect(runs.value == 1)
@@ -20,21 +20,21 @@ struct SupervisorTests {
   }
 
   @Test func onFailureRestartsAfterFailuresButNotAfterANormalReturn() async throws {
-    let runs = ScopeCounter()
-    let reported = ScopeLog()
+    let runs = ChildCounter()
+    let reported = ChildLog()
     try await withSupervisor(intensity: roomy, backoff: .none, errorHandler: { reported.append("\($0)") }) {
       supervisor in
       supervisor.addChild(name: "flaky", restart: .onFailure) {
         let run = runs.increment()
-        if run <= 2 { throw ScopeTestError(id: run) }
+        if run <= 2 { throw ChildError(id: run) }
       }
     }
     #expect(runs.value == 3)
-    #expect(reported.all == ["\(ScopeTestError(id: 1))", "\(ScopeTestError(id: 2))"])
+    #expect(reported.all == ["\(ChildError(id: 1))", "\(ChildError(id: 2))"])
   }
 
   @Test func alwaysRestartsAfterANormalReturnUntilCancelled() async throws {
-    let runs = ScopeCounter()
+    let runs = ChildCounter()
     try await withSupervisor(intensity: roomy, backoff: .none) { supervisor in
       let handle = supervisor.handle
       supervisor.addChild(name: "loop", restart: .always) {
@@ -45,8 +45,8 @@ struct SupervisorTests {
   }
 
   @Test func aChildEndingWithCancellationErrorCountsAsANormalReturn() async throws {
-    let runs = ScopeCounter()
-    let reported = ScopeCounter()
+    let runs = ChildCounter()
+    let reported = ChildCounter()
     try await withSupervisor(intensity: roomy, backoff: .none, errorHandler: { _ in reported.increment() }) {
       supervisor in
       supervisor.addChild(restart: .onFailure) {
@@ -59,11 +59,11 @@ struct SupervisorTests {
   }
 
   @Test func childFailureDoesNotCancelSiblingsOrTheBody() async throws {
-    let failed = ScopeGate()
-    let siblingCancelled = ScopeBox<Bool?>(nil)
-    let release = ScopeGate()
+    let failed = ChildGate()
+    let siblingCancelled = ChildBox<Bool?>(nil)
+    let release = ChildGate()
     try await withSupervisor(errorHandler: { _ in failed.open() }) { supervisor in
-      supervisor.addChild { throw ScopeTestError(id: 1) }
+      supervisor.addChild { throw ChildError(id: 1) }
       supervisor.addChild {
         await release.wait()
         siblingCancelled.set(Task.isCancelled)
@@ -77,34 +77,34 @@ struct SupervisorTests {
   }
 
   @Test func bodyErrorCancelsChildrenAndPropagatesUnchanged() async throws {
-    let running = ScopeCounter()
-    let stopped = ScopeCounter()
-    let error = await #expect(throws: ScopeTestError.self) {
+    let running = ChildCounter()
+    let stopped = ChildCounter()
+    let error = await #expect(throws: ChildError.self) {
       try await withSupervisor(intensity: self.roomy, backoff: .none) { supervisor in
         supervisor.addChild(restart: .always) {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           stopped.increment()
         }
         supervisor.addChild(restart: .never) {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           stopped.increment()
         }
         await running.wait(until: 2)
-        throw ScopeTestError(id: 3)
+        throw ChildError(id: 3)
       }
     }
-    #expect(error == ScopeTestError(id: 3))
+    #expect(error == ChildError(id: 3))
     #expect(stopped.value == 2)
     #expect(running.value == 2, "a child cancelled by the supervisor must not be restarted")
   }
 
   @Test func intensityExceededCancelsEveryChildAndNamesTheChildAndCount() async throws {
-    let runs = ScopeCounter()
-    let reported = ScopeCounter()
-    let siblingsStopped = ScopeCounter()
-    let siblingsRunning = ScopeCounter()
+    let runs = ChildCounter()
+    let reported = ChildCounter()
+    let siblingsStopped = ChildCounter()
+    let siblingsRunning = ChildCounter()
     let error = await #expect(throws: SupervisorError.self) {
       try await withSupervisor(
         intensity: RestartIntensity(maxRestarts: 3, within: .seconds(3600)), backoff: .none,
@@ -113,17 +113,17 @@ struct SupervisorTests {
         let handle = supervisor.handle
         supervisor.addChild(name: "steady") {
           siblingsRunning.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           siblingsStopped.increment()
         }
         try handle.addChild(name: "steady via handle") {
           siblingsRunning.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           siblingsStopped.increment()
         }
         await siblingsRunning.wait(until: 2)
         supervisor.addChild(name: "crasher", restart: .onFailure) {
-          throw ScopeTestError(id: runs.increment())
+          throw ChildError(id: runs.increment())
         }
       }
     }
@@ -131,7 +131,7 @@ struct SupervisorTests {
     #expect(error?.child == "crasher")
     #expect(error?.restarts == 4, "3 restarts allowed, the 4th is refused")
     #expect(error?.period == .seconds(3600))
-    #expect((error?.lastFailure as? ScopeTestError) == ScopeTestError(id: 4))
+    #expect((error?.lastFailure as? ChildError) == ChildError(id: 4))
     #expect(runs.value == 4, "the first run plus 3 restarts")
     #expect(reported.value == 4, "every failure reaches the handler exactly once")
     #expect(siblingsStopped.value == 2, "giving up cancels and awaits every other child")
@@ -139,7 +139,7 @@ struct SupervisorTests {
   }
 
   @Test func intensityIsSharedByAllChildrenAndWorksThroughTheHandle() async throws {
-    let runs = ScopeCounter()
+    let runs = ChildCounter()
     let error = await #expect(throws: SupervisorError.self) {
       try await withSupervisor(
         intensity: RestartIntensity(maxRestarts: 2, within: .seconds(3600)), backoff: .none, errorHandler: { _ in }
@@ -147,11 +147,11 @@ struct SupervisorTests {
         let handle = supervisor.handle
         supervisor.addChild(name: "a", restart: .always) {
           runs.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
         }
         try handle.addChild(name: "b", restart: .onFailure) {
           runs.increment()
-          throw ScopeTestError(id: 0)
+          throw ChildError(id: 0)
         }
       }
     }
@@ -176,17 +176,17 @@ struct SupervisorTests {
       try await withSupervisor(
         intensity: RestartIntensity(maxRestarts: 0, within: .seconds(1)), backoff: .none, errorHandler: { _ in }
       ) { supervisor in
-        let firstDone = ScopeGate()
+        let firstDone = ChildGate()
         supervisor.addChild(restart: .onFailure) { firstDone.open() }
         await firstDone.wait()
-        supervisor.addChild(restart: .onFailure) { throw ScopeTestError(id: 1) }
+        supervisor.addChild(restart: .onFailure) { throw ChildError(id: 1) }
       }
     }
     #expect(error?.child == "child #2")
   }
 
   @Test func neverChildrenNeedNoRestartMachinery() async throws {
-    let runs = ScopeCounter()
+    let runs = ChildCounter()
     try await withSupervisor(intensity: RestartIntensity(maxRestarts: 0, within: .seconds(1))) { supervisor in
       for _ in 0..<1000 { supervisor.addChild { runs.increment() } }
     }
@@ -220,7 +220,7 @@ struct SupervisorTests {
     (Backoff(initial: .seconds(1), maximum: .seconds(2), jitter: -0.1), "jitter"),
   ])
   func invalidBackoffIsRejectedBeforeAnythingRuns(backoff: Backoff, named: String) async throws {
-    let bodyRan = ScopeBox(false)
+    let bodyRan = ChildBox(false)
     let error = await #expect(throws: AsyncToolsError.self) {
       try await withSupervisor(backoff: backoff) { _ in bodyRan.set(true) }
     }

@@ -1,19 +1,20 @@
 import AsyncTools
+import AsyncToolsTesting
 import Synchronization
 import Testing
 
 @Suite("TaskScope")
 struct TaskScopeTests {
   @Test func childFailureGoesToTheHandlerOnceAndCancelsNobody() async throws {
-    let reported = ScopeLog()
-    let handled = ScopeGate()
-    let release = ScopeGate()
-    let siblingSawCancellation = ScopeBox(false)
+    let reported = ChildLog()
+    let handled = ChildGate()
+    let release = ChildGate()
+    let siblingSawCancellation = ChildBox(false)
     let value = try await withTaskScope(errorHandler: { error in
       reported.append("\(error)")
       handled.open()
     }) { scope in
-      scope.addTask { throw ScopeTestError(id: 1) }
+      scope.addTask { throw ChildError(id: 1) }
       scope.addTask {
         await release.wait()
         siblingSawCancellation.set(Task.isCancelled)
@@ -26,12 +27,12 @@ struct TaskScopeTests {
       return 42
     }
     #expect(value == 42)
-    #expect(reported.all == ["\(ScopeTestError(id: 1))"])
+    #expect(reported.all == ["\(ChildError(id: 1))"])
     #expect(siblingSawCancellation.value == false)
   }
 
   @Test func childCancellationErrorIsNotReported() async throws {
-    let reported = ScopeCounter()
+    let reported = ChildCounter()
     try await withTaskScope(errorHandler: { _ in reported.increment() }) { scope in
       scope.addTask { throw CancellationError() }
       scope.addTask {
@@ -43,9 +44,9 @@ struct TaskScopeTests {
   }
 
   @Test func scopeWaitsForEveryChildBeforeReturning() async throws {
-    let started = ScopeGate()
-    let release = ScopeGate()
-    let finished = ScopeBox(false)
+    let started = ChildGate()
+    let release = ChildGate()
+    let finished = ChildBox(false)
     // Released from outside the scope, after the body has already returned.
     let releaser = Task {
       await started.wait()
@@ -63,49 +64,49 @@ struct TaskScopeTests {
   }
 
   @Test func bodyErrorCancelsChildrenAwaitsThemAndPropagatesUnchanged() async throws {
-    let running = ScopeCounter()
-    let cleanedUp = ScopeCounter()
-    let error = await #expect(throws: ScopeTestError.self) {
+    let running = ChildCounter()
+    let cleanedUp = ChildCounter()
+    let error = await #expect(throws: ChildError.self) {
       try await withTaskScope { scope in
         let handle = scope.handle
         for _ in 0..<3 {
           scope.addTask {
             running.increment()
-            await sleepUntilCancelled()
+            await childSleepUntilCancelled()
             await Task.yield()
             cleanedUp.increment()
           }
         }
         try handle.addTask {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           cleanedUp.increment()
         }
         await running.wait(until: 4)
-        throw ScopeTestError(id: 7)
+        throw ChildError(id: 7)
       }
     }
-    #expect(error == ScopeTestError(id: 7))
+    #expect(error == ChildError(id: 7))
     #expect(cleanedUp.value == 4, "every child must be cancelled and awaited before the error propagates")
   }
 
   @Test func outerCancellationWaitsForChildCleanupThenThrowsCancellationError() async throws {
-    let log = ScopeLog()
-    let running = ScopeCounter()
-    let inCleanup = ScopeCounter()
-    let finishCleanup = ScopeGate()
+    let log = ChildLog()
+    let running = ChildCounter()
+    let inCleanup = ChildCounter()
+    let finishCleanup = ChildGate()
     let task = Task {
       try await withTaskScope { scope in
         for id in 0..<2 {
           scope.addTask {
             running.increment()
-            await sleepUntilCancelled()
+            await childSleepUntilCancelled()
             inCleanup.increment()
             await finishCleanup.wait()  // async cleanup that takes a while
             log.append("cleanup \(id)")
           }
         }
-        await sleepUntilCancelled()
+        await childSleepUntilCancelled()
         log.append("body saw cancellation")
       }
       log.append("scope returned")
@@ -129,7 +130,7 @@ struct TaskScopeTests {
   }
 
   @Test func childrenStartCancelledInACancelledTask() async throws {
-    let sawCancellation = ScopeCounter()
+    let sawCancellation = ChildCounter()
     let task = Task {
       withUnsafeCurrentTask { $0?.cancel() }
       try await withTaskScope { scope in
@@ -143,7 +144,7 @@ struct TaskScopeTests {
   }
 
   @Test func childrenAddChildrenThroughTheHandle() async throws {
-    let ran = ScopeLog()
+    let ran = ChildLog()
     try await withTaskScope { scope in
       let handle = scope.handle
       scope.addTask {
@@ -158,8 +159,8 @@ struct TaskScopeTests {
   }
 
   @Test func childrenMayAddChildrenAfterTheBodyReturned() async throws {
-    let bodyEnded = ScopeGate()
-    let lateChildRan = ScopeBox(false)
+    let bodyEnded = ChildGate()
+    let lateChildRan = ChildBox(false)
     try await withTaskScope { scope in
       // Runs when the body returns, before the scope starts waiting for its children (aiotools' `__aexit__`).
       defer { bodyEnded.open() }
@@ -182,18 +183,18 @@ struct TaskScopeTests {
   }
 
   @Test func cancelAllFromTheBodyCancelsChildrenButNotTheBody() async throws {
-    let cancelled = ScopeCounter()
-    let running = ScopeCounter()
+    let cancelled = ChildCounter()
+    let running = ChildCounter()
     let value = try await withTaskScope { scope in
       let handle = scope.handle
       scope.addTask {
         running.increment()
-        await sleepUntilCancelled()
+        await childSleepUntilCancelled()
         cancelled.increment()
       }
       try handle.addTask {
         running.increment()
-        await sleepUntilCancelled()
+        await childSleepUntilCancelled()
         cancelled.increment()
       }
       await running.wait(until: 2)
@@ -210,21 +211,21 @@ struct TaskScopeTests {
   }
 
   @Test func cancelAllFromAChildCancelsEverySiblingButNotTheBody() async throws {
-    let cancelled = ScopeCounter()
-    let running = ScopeCounter()
-    let bodyWasCancelled = ScopeBox(true)
+    let cancelled = ChildCounter()
+    let running = ChildCounter()
+    let bodyWasCancelled = ChildBox(true)
     try await withTaskScope { scope in
       let handle = scope.handle
       for _ in 0..<3 {
         scope.addTask {
           running.increment()
-          await sleepUntilCancelled()
+          await childSleepUntilCancelled()
           cancelled.increment()
         }
       }
       try handle.addTask {
         running.increment()
-        await sleepUntilCancelled()
+        await childSleepUntilCancelled()
         cancelled.increment()
       }
       scope.addTask {
@@ -240,26 +241,26 @@ struct TaskScopeTests {
 
   @Test func bodyValueIsReturnedAndChildFailuresAreNotRethrown() async throws {
     let value = try await withTaskScope(errorHandler: { _ in }) { scope in
-      for id in 0..<10 { scope.addTask { throw ScopeTestError(id: id) } }
+      for id in 0..<10 { scope.addTask { throw ChildError(id: id) } }
       return "value"
     }
     #expect(value == "value")
   }
 
   @Test func everyChildFailureIsReportedExactlyOnce() async throws {
-    let reported = ScopeBox<[Int]>([])
+    let reported = ChildBox<[Int]>([])
     try await withTaskScope(errorHandler: { error in
-      reported.update { $0.append((error as! ScopeTestError).id) }
+      reported.update { $0.append((error as! ChildError).id) }
     }) { scope in
       let handle = scope.handle
-      for id in 0..<50 { scope.addTask { throw ScopeTestError(id: id) } }
-      for id in 50..<100 { try handle.addTask { throw ScopeTestError(id: id) } }
+      for id in 0..<50 { scope.addTask { throw ChildError(id: id) } }
+      for id in 50..<100 { try handle.addTask { throw ChildError(id: id) } }
     }
     #expect(reported.value.sorted() == Array(0..<100))
   }
 
   @Test func childrenCarryTheirTaskNames() async throws {
-    let names = ScopeBox<Set<String>>([])
+    let names = ChildBox<Set<String>>([])
     try await withTaskScope { scope in
       let handle = scope.handle
       scope.addTask(name: "fast-path") { names.update { _ = $0.insert(Task.name ?? "nil") } }
@@ -269,7 +270,7 @@ struct TaskScopeTests {
   }
 
   @Test func addTaskUnlessCancelledRefusesInACancelledScope() async throws {
-    let ran = ScopeCounter()
+    let ran = ChildCounter()
     try await withTaskScope { scope in
       #expect(scope.addTaskUnlessCancelled { ran.increment() })
       scope.cancelAll()
@@ -281,12 +282,12 @@ struct TaskScopeTests {
   @Test(.timeLimit(.minutes(1)))
   func finishedChildrenAreNotRetained() async throws {
     final class Payload: Sendable {
-      let released: ScopeCounter
-      init(_ released: ScopeCounter) { self.released = released }
+      let released: ChildCounter
+      init(_ released: ChildCounter) { self.released = released }
       deinit { released.increment() }
     }
     let count = 100_000
-    let released = ScopeCounter()
+    let released = ChildCounter()
     try await withTaskScope { scope in
       for _ in 0..<count {
         let payload = Payload(released)
@@ -296,5 +297,102 @@ struct TaskScopeTests {
       await released.wait(until: count)
     }
     #expect(released.value == count)
+  }
+}
+
+@Suite("TaskScope timeout")
+struct TaskScopeTimeoutTests {
+  @Test func timeoutCancelsBodyAndChildrenAtTheExactInstantAndThrowsTimeoutError() async throws {
+    try await withVirtualTime { clock in
+      let log = ChildLog()
+      await #expect(throws: TimeoutError.self) {
+        try await withTaskScope(timeout: .seconds(10), clock: clock) { scope in
+          for id in 0..<3 {
+            scope.addTask {
+              do {
+                try await clock.sleep(for: .seconds(100))
+              } catch {
+                log.append("child \(id) cancelled at \(clock.now.offset)")
+              }
+            }
+          }
+          do {
+            try await clock.sleep(for: .seconds(100))
+          } catch {
+            log.append("body cancelled at \(clock.now.offset)")
+            throw error
+          }
+        }
+      }
+      #expect(clock.now.offset == .seconds(10))
+      #expect(
+        Set(log.all) == [
+          "body cancelled at 10.0 seconds", "child 0 cancelled at 10.0 seconds", "child 1 cancelled at 10.0 seconds",
+          "child 2 cancelled at 10.0 seconds",
+        ])
+    }
+  }
+
+  @Test func timeoutFiresWhileTheScopeWaitsForChildrenAfterTheBodyReturned() async throws {
+    try await withVirtualTime { clock in
+      let cancelledAt = ChildBox<Duration?>(nil)
+      await #expect(throws: TimeoutError.self) {
+        try await withTaskScope(timeout: .seconds(5), clock: clock) { scope in
+          scope.addTask {
+            do { try await clock.sleep(for: .seconds(60)) } catch { cancelledAt.set(clock.now.offset) }
+          }
+        }
+      }
+      #expect(cancelledAt.value == .seconds(5))
+    }
+  }
+
+  @Test func scopeThatFinishesInTimeReturnsItsValue() async throws {
+    try await withVirtualTime { clock in
+      let value = try await withTaskScope(timeout: .seconds(10), clock: clock) { scope in
+        scope.addTask { try await clock.sleep(for: .seconds(3)) }
+        return "in time"
+      }
+      #expect(value == "in time")
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
+  @Test func bodyErrorBeforeTheTimeoutPropagatesUnchanged() async throws {
+    try await withVirtualTime { clock in
+      let error = await #expect(throws: ChildError.self) {
+        try await withTaskScope(timeout: .seconds(10), clock: clock) { scope in
+          scope.addTask { try await clock.sleep(for: .seconds(100)) }
+          try await clock.sleep(for: .seconds(2))
+          throw ChildError(id: 2)
+        }
+      }
+      #expect(error == ChildError(id: 2))
+      #expect(clock.now.offset == .seconds(2))
+    }
+  }
+
+  @Test func childFailuresDoNotTurnIntoTimeoutsOrErrors() async throws {
+    try await withVirtualTime { clock in
+      let reported = ChildCounter()
+      try await withTaskScope(timeout: .seconds(10), clock: clock, errorHandler: { _ in reported.increment() }) {
+        scope in
+        scope.addTask {
+          try await clock.sleep(for: .seconds(1))
+          throw ChildError(id: 1)
+        }
+      }
+      #expect(reported.value == 1)
+      #expect(clock.now.offset == .seconds(1))
+    }
+  }
+
+  @Test func nilTimeoutMeansNoLimit() async throws {
+    try await withVirtualTime { clock in
+      try await withTaskScope(timeout: nil, clock: clock) { scope in
+        scope.addTask { try await clock.sleep(for: .seconds(86_400)) }
+      }
+      #expect(clock.now.offset == .seconds(86_400))
+    }
   }
 }

@@ -185,3 +185,44 @@ public func withTaskScope<Result>(
   // `result` is set: had the body thrown, the group would have rethrown its error above.
   return result!
 }
+
+/// Runs `body` with a ``TaskScope`` bounded by `timeout` on `clock`: when the timeout fires, the body and every
+/// child are cancelled and awaited, and ``TimeoutError`` is thrown.
+///
+/// Everything else is as in ``withTaskScope(isolation:errorHandler:_:)``. The timeout follows the rules of
+/// ``withTimeout(_:tolerance:clock:_:)``:
+/// - ``TimeoutError`` is thrown only when the deadline passed and the scope then ended with cancellation; a body
+///   error of its own (thrown before or after the deadline) propagates unchanged;
+/// - a zero or negative timeout is already past: the body and children start cancelled;
+/// - if the caller is cancelled, `CancellationError` is thrown, not ``TimeoutError``;
+/// - `timeout: nil` means no timeout.
+///
+/// Unlike aiotools, the timeout interrupts the body even inside a `withCancellationShield`, because the timer lives
+/// in the scope. To make the body cancellable, it runs in a child task here, hence `sending` and a `Sendable`
+/// result.
+///
+/// ```swift
+/// try await withTaskScope(timeout: .seconds(30), clock: clock) { scope in
+///   for peer in peers { scope.addTask { try await sync(with: peer) } }
+/// }
+/// ```
+///
+/// - Parameters:
+///   - timeout: How long the whole scope (body and children, cleanup excluded) may run; `nil` for no limit.
+///   - clock: The clock that measures the timeout; a `VirtualClock` in tests.
+///   - errorHandler: Receives each child failure; defaults to ``TaskScope/logChildFailure``.
+///   - body: Adds children and computes the scope's value.
+/// - Throws: ``TimeoutError``, the body's error, or `CancellationError`.
+public func withTaskScope<Result: Sendable, C: Clock<Duration>>(
+  timeout: Duration?,
+  clock: C = ContinuousClock(),
+  errorHandler: @escaping @Sendable (any Error) -> Void = TaskScope.logChildFailure,
+  _ body: sending @escaping (inout TaskScope) async throws -> Result
+) async throws -> Result {
+  guard let timeout else {
+    return try await withTaskScope(errorHandler: errorHandler, body)
+  }
+  return try await withTimeout(timeout, clock: clock) {
+    try await withTaskScope(errorHandler: errorHandler, body)
+  }
+}

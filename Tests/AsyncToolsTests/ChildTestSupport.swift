@@ -2,7 +2,7 @@ import Synchronization
 
 /// A one-shot event for tests: tasks `wait()` until someone calls `open()`. Waiting ignores cancellation, so a
 /// cancelled child can block on a gate during its cleanup.
-final class ScopeGate: Sendable {
+final class ChildGate: Sendable {
   private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
   func open() {
@@ -29,7 +29,7 @@ final class ScopeGate: Sendable {
 }
 
 /// Counts events and lets a test wait until a count is reached.
-final class ScopeCounter: Sendable {
+final class ChildCounter: Sendable {
   private let state = Mutex<(count: Int, waiters: [(Int, CheckedContinuation<Void, Never>)])>((0, []))
 
   @discardableResult
@@ -62,19 +62,19 @@ final class ScopeCounter: Sendable {
 }
 
 /// An ordered, thread-safe log of strings.
-final class ScopeLog: Sendable {
+final class ChildLog: Sendable {
   private let entries = Mutex<[String]>([])
   func append(_ entry: String) { entries.withLock { $0.append(entry) } }
   var all: [String] { entries.withLock { $0 } }
 }
 
 /// A recognisable failure with an identity.
-struct ScopeTestError: Error, Equatable, Hashable {
+struct ChildError: Error, Equatable, Hashable {
   var id: Int
 }
 
 /// Suspends until the current task is cancelled (a wait for an event, not a timed sleep).
-func sleepUntilCancelled() async {
+func childSleepUntilCancelled() async {
   let (stream, continuation) = AsyncStream<Never>.makeStream()
   // Iteration returns `nil` as soon as the iterating task is cancelled.
   for await _ in stream {}
@@ -82,7 +82,7 @@ func sleepUntilCancelled() async {
 }
 
 /// A thread-safe box for a value that tests read after concurrent writes.
-final class ScopeBox<Value: Sendable>: Sendable {
+final class ChildBox<Value: Sendable>: Sendable {
   private let storage: Mutex<Value>
   init(_ value: Value) { storage = Mutex(value) }
   var value: Value { storage.withLock { $0 } }
@@ -91,7 +91,7 @@ final class ScopeBox<Value: Sendable>: Sendable {
 }
 
 /// A seeded generator (SplitMix64) for reproducible randomness in tests.
-struct ScopeRandom: RandomNumberGenerator, Sendable {
+struct ChildSeededRandom: RandomNumberGenerator, Sendable {
   var state: UInt64
   init(seed: UInt64) { state = seed }
   mutating func next() -> UInt64 {
@@ -104,7 +104,7 @@ struct ScopeRandom: RandomNumberGenerator, Sendable {
 }
 
 /// A generator that always returns the same value: `UInt64(1) << 63` gives a jitter unit of exactly 0.5.
-struct ConstantRandom: RandomNumberGenerator, Sendable {
+struct ChildConstantRandom: RandomNumberGenerator, Sendable {
   var value: UInt64
   mutating func next() -> UInt64 { value }
 }
