@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTesting
 import Testing
 
 @Suite("Supervisor")
@@ -233,5 +234,159 @@ struct SupervisorTests {
     #expect(RestartPolicy.temporary == .never)
     #expect(RestartPolicy.transient == .onFailure)
     #expect(RestartPolicy.permanent == .always)
+  }
+}
+
+@Suite("Supervisor restarts in virtual time")
+struct SupervisorVirtualTimeTests {
+  @Test func backoffDelaysAreObservedOnTheClockAtExactInstants() async throws {
+    try await withVirtualTime { clock in
+      let starts = ChildBox<[Duration]>([])
+      // u = 0.5 from the constant source: each delay is base × (1 − 0.5 × 0.5) = 0.75 × base.
+      let backoff = Backoff(initial: .seconds(1), maximum: .seconds(8), multiplier: 2, jitter: 0.5)
+      let error = await #expect(throws: SupervisorError.self) {
+        try await withSupervisor(
+          intensity: RestartIntensity(maxRestarts: 5, within: .seconds(3600)), backoff: backoff, clock: clock,
+          random: ChildConstantRandom(value: 1 << 63), errorHandler: { _ in }
+        ) { supervisor in
+          supervisor.addChild(name: "crasher", restart: .onFailure) {
+            starts.update { $0.append(clock.now.offset) }
+            throw ChildError(id: 0)
+          }
+        }
+      }
+      // Delays 0.75, 1.5, 3, 6, then 6 (capped: 8 × 0.75).
+      #expect(starts.value == [.zero, .milliseconds(750), .milliseconds(2250), .milliseconds(5250),
+                               .milliseconds(11_250), .milliseconds(17_250)])
+      #expect(error?.restarts == 6)
+      #expect(clock.now.offset == .milliseconds(17_250), "giving up must not wait for another backoff")
+    }
+  }
+
+  @Test func seededJitterIsReproducibleAndWithinBounds() async throws {
+    func run(seed: UInt64) async throws -> [Duration] {
+      try await withVirtualTime { clock in
+        let starts = ChildBox<[Duration]>([])
+        let backoff = Backoff(initial: .seconds(1), maximum: .seconds(100), multiplier: 2, jitter: 0.3)
+        _ = try? await withSupervisor(
+          intensity: RestartIntensity(maxRestarts: 6, within: .seconds(3600)), backoff: backoff, clock: clock,
+          random: ChildSeededRandom(seed: seed), errorHandler: { _ in }
+        ) { supervisor in
+          supervisor.addChild(restart: .always) { starts.update { $0.append(clock.now.offset) } }
+        }
+        return starts.value
+      }
+    }
+    let first = try await run(seed: 42)
+    let second = try await run(seed: 42)
+    let other = try await run(seed: 7)
+    #expect(first == second, "the same seed must give the same delays")
+    #expect(first != other)
+    #expect(first.count == 7)
+    for (k, pair) in zip(first, first.dropFirst()).enumerated() {
+      let delay = pair.1 - pair.0
+      let base = Duration.seconds(1) * (1 << k)
+      #expect(delay <= base && delay >= base * 0.7, "delay \(k) = \(delay), base \(base)")
+    }
+  }
+
+  @Test func intensityGivesUpExactlyWhenTooManyRestartsFallInTheWindow() async throws {
+    try await withVirtualTime { clock in
+      let error = await #expect(throws: SupervisorError.self) {
+        try await withSupervisor(
+          intensity: RestartIntensity(maxRestarts: 2, within: .seconds(15)),
+          backoff: Backoff(initial: .seconds(5), maximum: .seconds(5), multiplier: 1, jitter: 0), clock: clock,
+          errorHandler: { _ in }
+        ) { supervisor in
+          supervisor.addChild(name: "every 5 s", restart: .onFailure) { throw ChildError(id: 1) }
+        }
+      }
+      // Restarts at 0 and 5 are within 15 s of the one requested at 10.
+      #expect(error?.restarts == 3)
+      #expect(clock.now.offset == .seconds(10))
+    }
+  }
+
+  @Test func restartsThatLeaveTheWindowNoLongerCount() async throws {
+    try await withVirtualTime { clock in
+      let runs = ChildCounter()
+      try await withSupervisor(
+        intensity: RestartIntensity(maxRestarts: 2, within: .seconds(15)),
+        backoff: Backoff(initial: .seconds(10), maximum: .seconds(10), multiplier: 1, jitter: 0), clock: clock,
+        errorHandler: { _ in }
+      ) { supervisor in
+        let handle = supervisor.handle
+        supervisor.addChild(name: "every 10 s", restart: .onFailure) {
+          if runs.increment() == 10 {
+            handle.cancelAll()
+            return
+          }
+          throw ChildError(id: 1)
+        }
+      }
+      #expect(runs.value == 10)
+      #expect(clock.now.offset == .seconds(90))
+    }
+  }
+
+  @Test func backoffResetsAfterARunAsLongAsTheIntensityPeriod() async throws {
+    try await withVirtualTime { clock in
+      let starts = ChildBox<[Duration]>([])
+      try await withSupervisor(
+        intensity: RestartIntensity(maxRestarts: 100, within: .seconds(15)),
+        backoff: Backoff(initial: .seconds(1), maximum: .seconds(60), multiplier: 2, jitter: 0), clock: clock,
+        errorHandler: { _ in }
+      ) { supervisor in
+        supervisor.addChild(restart: .onFailure) {
+          starts.update { $0.append(clock.now.offset) }
+          switch starts.value.count {
+          case 1, 2: throw ChildError(id: 0)  // quick failures: delays 1 s, then 2 s
+          case 3:
+            try await clock.sleep(for: .seconds(20))  // a stable run, longer than the period
+            throw ChildError(id: 0)
+          case 4: throw ChildError(id: 0)  // the backoff starts over: 1 s, then 2 s
+          default: return
+          }
+        }
+      }
+      #expect(starts.value == [.seconds(0), .seconds(1), .seconds(3), .seconds(24), .seconds(26)])
+    }
+  }
+
+  @Test func alwaysRestartsANormalReturnAfterTheBackoffToo() async throws {
+    try await withVirtualTime { clock in
+      let starts = ChildBox<[Duration]>([])
+      try await withSupervisor(
+        intensity: RestartIntensity(maxRestarts: 100, within: .seconds(3600)),
+        backoff: Backoff(initial: .seconds(2), maximum: .seconds(2), multiplier: 1, jitter: 0), clock: clock
+      ) { supervisor in
+        let handle = supervisor.handle
+        supervisor.addChild(name: "ticker", restart: .always) {
+          starts.update { $0.append(clock.now.offset) }
+          if starts.value.count == 4 { handle.cancelAll() }
+        }
+      }
+      #expect(starts.value == [.seconds(0), .seconds(2), .seconds(4), .seconds(6)])
+    }
+  }
+
+  @Test func cancellingTheSupervisorDuringABackoffStopsTheChild() async throws {
+    try await withVirtualTime { clock in
+      let runs = ChildCounter()
+      try await withSupervisor(
+        intensity: RestartIntensity(maxRestarts: 100, within: .seconds(3600)),
+        backoff: Backoff(initial: .seconds(60), maximum: .seconds(60), multiplier: 1, jitter: 0), clock: clock,
+        errorHandler: { _ in }
+      ) { supervisor in
+        supervisor.addChild(restart: .onFailure) {
+          runs.increment()
+          throw ChildError(id: 0)
+        }
+        try await clock.sleep(for: .seconds(10))
+        supervisor.cancelAll()
+      }
+      #expect(runs.value == 1)
+      #expect(clock.now.offset == .seconds(10), "the backoff sleep must end at the cancellation")
+    }
   }
 }

@@ -90,6 +90,25 @@ struct TaskScopeTests {
     #expect(cleanedUp.value == 4, "every child must be cancelled and awaited before the error propagates")
   }
 
+  @Test func bodyErrorWinsOverTheHandlesCancellation() async throws {
+    // Found by the stress test: the handle's canceller throws into the group too, and the group used to rethrow
+    // that marker instead of the body's error.
+    let running = ChildCounter()
+    let error = await #expect(throws: ChildError.self) {
+      try await withTaskScope { scope in
+        let handle = scope.handle
+        scope.addTask {
+          running.increment()
+          await childSleepUntilCancelled()
+        }
+        await running.wait(until: 1)
+        handle.cancelAll()
+        throw ChildError(id: 11)
+      }
+    }
+    #expect(error == ChildError(id: 11))
+  }
+
   @Test func outerCancellationWaitsForChildCleanupThenThrowsCancellationError() async throws {
     let log = ChildLog()
     let running = ChildCounter()

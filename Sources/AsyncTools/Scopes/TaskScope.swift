@@ -165,6 +165,8 @@ public func withTaskScope<Result>(
   let core = TaskScopeCore(errorHandler: errorHandler)
   defer { core.markClosed() }
   var result: Result? = nil
+  // Kept here because a discarding group that also holds a child error may rethrow the child's error instead.
+  var bodyError: (any Error)? = nil
   do {
     try await withThrowingDiscardingTaskGroup(isolation: isolation) { group in
       var scope = TaskScope(group: group, core: core)
@@ -173,16 +175,21 @@ public func withTaskScope<Result>(
       do {
         result = try await body(&scope)
       } catch {
+        bodyError = error
         // The group would cancel its own children anyway; this also reaches the handle's children at once.
         scope.cancelAll()
         throw error
       }
     }
   } catch is TaskScopeCore.CancelAll {
-    // Thrown only by the canceller helper, to cancel the group on behalf of the handle; the body returned.
+    // Thrown only by the canceller helper, to cancel the group on behalf of the handle.
+  } catch where bodyError == nil {
+    // A fail-fast child's error (a supervisor giving up).
+    throw error
   }
+  if let bodyError { throw bodyError }
   if Task.isCancelled { throw CancellationError() }
-  // `result` is set: had the body thrown, the group would have rethrown its error above.
+  // Set: the body neither threw nor was skipped.
   return result!
 }
 
