@@ -70,4 +70,9 @@ enum TimerFixtures {
 extension Duration {
   /// Milliseconds, for readable expectations.
   static func ms(_ value: Int) -> Duration { .milliseconds(value) }
+
+  /// Whole milliseconds, for compact event logs.
+  var milliseconds: Int64 {
+    components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+  }
 }

@@ -447,10 +447,3 @@ struct TimerTests {
     #expect(scoped?.code == .invalidArgument)
   }
 }
-
-extension Duration {
-  /// Whole milliseconds, for compact event logs.
-  fileprivate var milliseconds: Int64 {
-    components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-  }
-}
