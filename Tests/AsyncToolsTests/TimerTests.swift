@@ -447,3 +447,16 @@ struct TimerTests {
     #expect(scoped?.code == .invalidArgument)
   }
 }
+
+@Suite("Timers guide examples")
+struct TimersGuideTests {
+  @Test func evictsEveryThirtySeconds() async throws {
+    let evictions = TimerFixtures.Log<Int>()
+    try await withVirtualTime { clock in
+      try await withTimer(every: .seconds(30), clock: clock) { tick in evictions.append(tick.number) } body: {
+        try await clock.sleep(for: .seconds(3599))
+      }
+    }
+    #expect(evictions.all.count == 120)
+  }
+}
