@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTesting
 import Testing
 
 private typealias Gate = CancellationFixtures.Gate
@@ -188,4 +189,167 @@ struct TimeoutTests {
 
 private enum TimeoutTestLocals {
   @TaskLocal static var tag = ""
+}
+
+// MARK: - Virtual time
+
+@Suite("withTimeout and moveOnAfter in virtual time")
+struct TimeoutVirtualTimeTests {
+  @Test func theTimeoutFiresAtTheExactDeadline() async throws {
+    try await withVirtualTime { clock in
+      let error = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(3), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+      }
+      #expect(clock.now.offset == .seconds(3))
+      #expect(error?.duration == .seconds(3))
+      #expect((error?.deadline as? VirtualClock.Instant)?.offset == .seconds(3))
+    }
+  }
+
+  @Test func aBodyFinishingBeforeTheDeadlineDoesNotWaitForIt() async throws {
+    try await withVirtualTime { clock in
+      let value = try await withTimeout(.seconds(3), clock: clock) {
+        try await clock.sleep(for: .seconds(2))
+        return "done"
+      }
+      #expect(value == "done")
+      #expect(clock.now.offset == .seconds(2), "the cancelled timer must not keep time running")
+    }
+  }
+
+  @Test func withTimeoutAtFiresAtTheGivenInstant() async throws {
+    try await withVirtualTime { clock in
+      let deadline = clock.now.advanced(by: .seconds(4))
+      let error = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(at: deadline, clock: clock) { try await clock.sleep(for: .seconds(10)) }
+      }
+      #expect(clock.now == deadline)
+      #expect(error?.deadline as? VirtualClock.Instant == deadline)
+      #expect(error?.duration == nil)
+    }
+  }
+
+  @Test func moveOnAfterReturnsNilAtTheDeadline() async throws {
+    try await withVirtualTime { clock in
+      let value = try await moveOnAfter(.seconds(5), clock: clock) { () async throws -> Int in
+        try await clock.sleep(for: .seconds(10))
+        return 1
+      }
+      #expect(value == nil)
+      #expect(clock.now.offset == .seconds(5))
+    }
+  }
+
+  @Test func moveOnAfterReturnsTheValueOfABodyThatFinishesInTime() async throws {
+    try await withVirtualTime { clock in
+      let value = try await moveOnAfter(.seconds(5), clock: clock) { () async throws -> Int in
+        try await clock.sleep(for: .seconds(1))
+        return 1
+      }
+      #expect(value == 1)
+      #expect(clock.now.offset == .seconds(1))
+    }
+  }
+
+  @Test func theTimeoutWaitsForTheBodysCleanup() async throws {
+    try await withVirtualTime { clock in
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(3), clock: clock) {
+          do {
+            try await clock.sleep(for: .seconds(10))
+          } catch {
+            try await withCancellationShield { try await clock.sleep(for: .seconds(1)) }
+            throw error
+          }
+        }
+      }
+      #expect(clock.now.offset == .seconds(4), "deadline 3 s + 1 s of shielded cleanup")
+    }
+  }
+
+  @Test func anErrorThrownAfterTheDeadlineWinsOverTheTimeout() async throws {
+    try await withVirtualTime { clock in
+      await #expect(throws: Boom(1)) {
+        try await withTimeout(.seconds(3), clock: clock) {
+          do { try await clock.sleep(for: .seconds(10)) } catch { throw Boom(1) }
+        }
+      }
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
+  @Test func aTimeoutInsideAShieldStillFires() async throws {
+    try await withVirtualTime { clock in
+      let error = await #expect(throws: TimeoutError.self) {
+        try await withCancellationShield {
+          try await withTimeout(.seconds(2), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      #expect(error?.duration == .seconds(2))
+      #expect(clock.now.offset == .seconds(2), "aiotools neutralises this timeout; we do not")
+    }
+  }
+
+  @Test func aTimeoutInsideAShieldFiresWhileTheCallerIsCancelled() async throws {
+    try await withVirtualTime { clock in
+      let caller = Task {
+        try await withCancellationShield {
+          try await withTimeout(.seconds(2), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      try await clock.sleep(for: .seconds(1))
+      caller.cancel()
+      let error = await #expect(throws: TimeoutError.self) { try await caller.value }
+      #expect(error?.duration == .seconds(2), "the body's TimeoutError wins over the deferred cancellation")
+      #expect(clock.now.offset == .seconds(2))
+    }
+  }
+
+  @Test func aTimeoutAroundAShieldIsDeferredUntilTheShieldedBodyEnds() async throws {
+    try await withVirtualTime { clock in
+      let events = Recorder<String>()
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(1), clock: clock) {
+          try await withCancellationShield {
+            try await clock.sleep(for: .seconds(5))
+            events.record("shielded body finished")
+          }
+          events.record("after the shield")
+        }
+      }
+      #expect(clock.now.offset == .seconds(5))
+      #expect(events.all == ["shielded body finished"])
+    }
+  }
+
+  @Test func theInnermostExpiredTimeoutIsReported() async throws {
+    try await withVirtualTime { clock in
+      let outerFirst = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(2), clock: clock) {
+          try await withTimeout(.seconds(5), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      #expect(outerFirst?.duration == .seconds(2), "the outer deadline passed: the inner one is just cancelled")
+      #expect(clock.now.offset == .seconds(2))
+      let innerFirst = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(5), clock: clock) {
+          try await withTimeout(.seconds(2), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      #expect(innerFirst?.duration == .seconds(2), "the inner TimeoutError passes the outer scope unchanged")
+      #expect(clock.now.offset == .seconds(4))
+    }
+  }
+
+  @Test func cancellingTheCallerBeforeTheDeadlineThrowsCancellationAtThatInstant() async throws {
+    try await withVirtualTime { clock in
+      let caller = Task {
+        try await withTimeout(.seconds(3), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+      }
+      try await clock.sleep(for: .seconds(1))
+      caller.cancel()
+      #expect(CancellationFixtures.isCancellation(await caller.result))
+      #expect(clock.now.offset == .seconds(1))
+    }
+  }
 }
