@@ -134,7 +134,8 @@ extension SpawnRequest {
   func validateStrings() throws(AsyncToolsError) {
     let all = [executable] + arguments + (environment ?? []) + (workingDirectory.map { [$0] } ?? [])
     if let bad = all.first(where: { $0.utf8.contains(0) }) {
-      throw .invalidArgument("arguments, environment and paths must not contain NUL characters: \(bad.debugDescription)")
+      throw .invalidArgument(
+        "arguments, environment and paths must not contain NUL characters: \(bad.debugDescription)")
     }
   }
 }

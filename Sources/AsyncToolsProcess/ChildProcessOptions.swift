@@ -24,11 +24,12 @@ extension ChildProcess {
     /// The signal the child receives when this process dies, even by SIGKILL
     /// (`prctl(PR_SET_PDEATHSIG)`), so children never outlive a killed parent. Default: `nil` (none).
     ///
-    /// Only for children started at an entry point (``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``):
-    /// `posix_spawn` cannot run `prctl` between fork and exec, so the child's ``ChildProcess/bootstrap()``
-    /// sets it and then checks that its parent is still this process (if the parent died before the
-    /// `prctl`, the child raises the signal on itself at once). Spawning an external executable with
-    /// a parent-death signal is rejected.
+    /// Only for children started at an entry point
+    /// (``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``): `posix_spawn`
+    /// cannot run `prctl` between fork and exec, so the child's ``ChildProcess/bootstrap()`` sets it
+    /// and then checks that its parent is still this process (if the parent died before the `prctl`,
+    /// the child raises the signal on itself at once). Spawning an external executable with a
+    /// parent-death signal is rejected.
     public var parentDeathSignal: Int32?
     /// Watch the child through a pidfd when the kernel supports it (Linux 5.4). Default: `true`.
     /// `false` selects the fallback (one thread per child blocked in `waitid(P_PID)`, signals

@@ -19,10 +19,15 @@ struct SpawnRequest: Sendable {
 
   static func validate(fileDescriptors: [Int32: Int32]) throws(AsyncToolsError) {
     for (target, source) in fileDescriptors.sorted(by: { $0.key < $1.key }) {
-      guard target >= 0 else { throw .invalidArgument("fileDescriptors: child descriptor must be >= 0, got \(target)") }
-      guard source >= 0 else { throw .invalidArgument("fileDescriptors: parent descriptor must be >= 0, got \(source)") }
+      guard target >= 0 else {
+        throw .invalidArgument("fileDescriptors: child descriptor must be >= 0, got \(target)")
+      }
+      guard source >= 0 else {
+        throw .invalidArgument("fileDescriptors: parent descriptor must be >= 0, got \(source)")
+      }
       guard fcntl(source, F_GETFD) >= 0 else {
-        throw .invalidArgument("fileDescriptors: parent descriptor \(source) (for child descriptor \(target)) is not open")
+        throw .invalidArgument(
+          "fileDescriptors: parent descriptor \(source) (for child descriptor \(target)) is not open")
       }
     }
   }

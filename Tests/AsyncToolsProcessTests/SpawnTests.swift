@@ -61,7 +61,8 @@ import Testing
 
   @Test func ownProcessGroupMakesTheChildAGroupLeader() async throws {
     try await withWatchdog {
-      let own = try await ChildProcess.spawn(executable: "/bin/sleep", arguments: ["100"], options: .init(processGroup: .own))
+      let own = try await ChildProcess.spawn(
+        executable: "/bin/sleep", arguments: ["100"], options: .init(processGroup: .own))
       let inherited = try await ChildProcess.spawn(executable: "/bin/sleep", arguments: ["100"])
       #expect(getpgid(own.pid) == own.pid)
       #expect(getpgid(inherited.pid) == getpgrp())
