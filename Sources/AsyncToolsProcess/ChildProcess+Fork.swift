@@ -99,7 +99,8 @@ extension ChildProcess {
       workingDirectory: workingDirectory,
       fileDescriptors: descriptors,
       closeOtherDescriptors: options.closeOtherDescriptors,
-      processGroup: options.processGroup)
+      processGroup: options.processGroup,
+      blockedSignals: options.blockedSignals)
     do {
       try request.validateStrings()
       if arguments.contains(where: { $0.utf8.contains(0) }) {

@@ -35,23 +35,36 @@ extension ChildProcess {
     /// `false` selects the fallback (one thread per child blocked in `waitid(P_PID)`, signals
     /// through `kill`), which is also used automatically on older kernels.
     public var usePidfd: Bool
+    /// Signals the child starts with *blocked* (its signal mask); every other signal is unblocked.
+    /// Default: none.
+    ///
+    /// A signal sent to the child before it is ready to handle it — a stop signal during a worker's
+    /// start-up, say — then stays pending instead of killing it with the default action; the child
+    /// unblocks it once its handler is installed (a Dispatch or `UnixSignals` source reads pending
+    /// signals). Dispositions are reset to their defaults either way.
+    public var blockedSignals: [Int32]
 
     /// Creates options; every parameter defaults to the documented default of its property.
     public init(
       processGroup: ProcessGroup = .inherit,
       closeOtherDescriptors: Bool = true,
       parentDeathSignal: Int32? = nil,
-      usePidfd: Bool = true
+      usePidfd: Bool = true,
+      blockedSignals: [Int32] = []
     ) {
       self.processGroup = processGroup
       self.closeOtherDescriptors = closeOtherDescriptors
       self.parentDeathSignal = parentDeathSignal
       self.usePidfd = usePidfd
+      self.blockedSignals = blockedSignals
     }
 
     func validate() throws(AsyncToolsError) {
       if let signal = parentDeathSignal, !(1...64).contains(signal) {
         throw .invalidArgument("parentDeathSignal must be a signal number in 1...64, got \(signal)")
+      }
+      if let signal = blockedSignals.first(where: { !(1...64).contains($0) }) {
+        throw .invalidArgument("blockedSignals must hold signal numbers in 1...64, got \(signal)")
       }
     }
   }
