@@ -70,6 +70,16 @@ import Testing
     }
   }
 
+  @Test func handshakeVariablesInTheGivenEnvironmentDoNotShadowTheRealOnes() async throws {
+    try await withWatchdog {
+      var environment = ChildProcess.inheritedEnvironment
+      environment["ASYNCTOOLS_ENTRY"] = "no-such-entry"
+      environment["ASYNCTOOLS_READY_FD"] = "99"
+      let child = try await startTestChild("exit", ["6"], environment: environment)
+      #expect(try await child.wait() == .exited(6))
+    }
+  }
+
   @Test func unknownEntryPointIsAnErrorInTheParent() async throws {
     try await withWatchdog {
       let error = await #expect(throws: ProcessError.self) {
