@@ -210,8 +210,12 @@ struct CancelAndWaitTests {
 
   @Test func groupedFormReturnsNormallyWhenEveryTaskEndsByCancellationOrValue() async throws {
     let tasks: [Task<Int, any Error>] = [
-      Task { try await suspendUntilCancelled(); return 0 },
-      Task { do { try await suspendUntilCancelled() } catch {}; return 1 },
+      Task {
+        try await suspendUntilCancelled(); return 0
+      },
+      Task {
+        do { try await suspendUntilCancelled() } catch {}; return 1
+      },
       Task { 2 },
     ]
     try await cancelAndWait(tasks)

@@ -38,7 +38,9 @@ struct CancellationStressTests {
       }
       return failures
     }
-    #expect(failures.isEmpty, "seed \(seed) (replay with ASYNCTOOLS_STRESS_SEED=\(seed)):\n\(failures.joined(separator: "\n"))")
+    #expect(
+      failures.isEmpty,
+      "seed \(seed) (replay with ASYNCTOOLS_STRESS_SEED=\(seed)):\n\(failures.joined(separator: "\n"))")
   }
 }
 
@@ -70,6 +72,7 @@ private struct Scenario: Sendable, CustomStringConvertible {
   var cancelMs: Int?  // nil, 750, 1750 or 2750
   var cancelWithWait: Bool
   var shielded: Bool
+  var nestedShield: Bool
   var reaction: Reaction
   var useMoveOnAfter: Bool
 
@@ -80,6 +83,7 @@ private struct Scenario: Sendable, CustomStringConvertible {
       cancelMs: [nil, 750, 1750, 2750].randomElement(using: &rng)!,
       cancelWithWait: Bool.random(using: &rng),
       shielded: Bool.random(using: &rng),
+      nestedShield: Bool.random(using: &rng),
       reaction: [.rethrow, .fail, .swallow].randomElement(using: &rng)!,
       useMoveOnAfter: Bool.random(using: &rng)
     )
@@ -87,7 +91,8 @@ private struct Scenario: Sendable, CustomStringConvertible {
 
   var description: String {
     "body \(bodyMs) ms, timeout \(timeoutMs) ms, cancel \(cancelMs.map { "\($0) ms" } ?? "never")"
-      + "\(cancelWithWait ? " (cancelAndWait)" : ""), shielded \(shielded), reaction \(reaction), "
+      + "\(cancelWithWait ? " (cancelAndWait)" : ""), "
+      + "shielded \(shielded)\(nestedShield ? " (nested)" : ""), reaction \(reaction), "
       + (useMoveOnAfter ? "moveOnAfter" : "withTimeout")
   }
 
@@ -117,13 +122,27 @@ private struct Scenario: Sendable, CustomStringConvertible {
   func run(on clock: VirtualClock) async -> String? {
     let start = clock.now
     let cleanups = CancellationFixtures.Counter()
+    let shieldedBodies = CancellationFixtures.Counter()
     let endedAt = CancellationFixtures.Recorder<Duration>()
+    let shieldedBodiesAtEnd = CancellationFixtures.Recorder<Int>()
     let scenario = self
     let caller = Task<Outcome, any Error> {
-      defer { endedAt.record(clock.now.offset - start.offset) }
+      defer {
+        endedAt.record(clock.now.offset - start.offset)
+        shieldedBodiesAtEnd.record(shieldedBodies.current)
+      }
       let body: @Sendable () async throws -> Int = {
         if scenario.shielded {
-          try await withCancellationShield { try await clock.sleep(for: .milliseconds(scenario.bodyMs)) }
+          let work: @Sendable () async throws -> Void = {
+            try await clock.sleep(for: .milliseconds(scenario.bodyMs))
+            shieldedBodies.increment()
+          }
+          if scenario.nestedShield {
+            // The inner shield never sees the cancellation; the outer one reports it.
+            try await withCancellationShield { try await withCancellationShield(work) }
+          } else {
+            try await withCancellationShield(work)
+          }
           return 1
         }
         do {
@@ -139,7 +158,8 @@ private struct Scenario: Sendable, CustomStringConvertible {
         }
       }
       if scenario.useMoveOnAfter {
-        return try await moveOnAfter(.milliseconds(scenario.timeoutMs), clock: clock, body).map(Outcome.value) ?? .movedOn
+        return try await moveOnAfter(.milliseconds(scenario.timeoutMs), clock: clock, body).map(Outcome.value)
+          ?? .movedOn
       }
       return .value(try await withTimeout(.milliseconds(scenario.timeoutMs), clock: clock, body))
     }
@@ -166,12 +186,20 @@ private struct Scenario: Sendable, CustomStringConvertible {
     var problems: [String] = []
     if actual != outcome { problems.append("outcome \(actual), expected \(outcome)") }
     if endedAt.all != [.milliseconds(endMs)] { problems.append("ended at \(endedAt.all), expected \(endMs) ms") }
-    if cleanups.current != expectedCleanups { problems.append("\(cleanups.current) cleanups, expected \(expectedCleanups)") }
+    if cleanups.current != expectedCleanups {
+      problems.append("\(cleanups.current) cleanups, expected \(expectedCleanups)")
+    }
+    // A shielded body runs exactly once and has finished before its caller ends (it does not
+    // outlive the shield that owns it).
+    if shieldedBodiesAtEnd.all != [shielded ? 1 : 0] || shieldedBodies.current != (shielded ? 1 : 0) {
+      problems.append("shielded bodies finished before the caller ended: \(shieldedBodiesAtEnd.all)")
+    }
     if let waited {
       // cancelAndWait reports the caller's outcome exactly once: nil for cancellation, the
       // value, or the error.
       switch (waited, actual) {
-      case (.success(nil), .cancelled), (.failure(is TimeoutError), .timeout), (.failure(is CancellationFixtures.Boom), .boom):
+      case (.success(nil), .cancelled), (.failure(is TimeoutError), .timeout),
+        (.failure(is CancellationFixtures.Boom), .boom):
         break
       case (.success(let value?), _) where value == actual:
         break

@@ -164,6 +164,11 @@ struct TimeoutTests {
     #expect(error3?.code == .invalidArgument)
   }
 
+  @Test func aHugeDurationMeansEffectivelyNoTimeout() async throws {
+    #expect(try await withTimeout(.seconds(Int64.max)) { 1 } == 1)
+    #expect(try await moveOnAfter(.seconds(Int64.max), clock: SuspendingClock()) { 2 } == 2)
+  }
+
   @Test func timeoutErrorDescribesTheDurationAndDeadline() {
     let withDuration = TimeoutError(deadline: ContinuousClock.now, duration: .seconds(3))
     #expect(withDuration.description.hasPrefix("timed out after 3.0 seconds (deadline "))
@@ -203,6 +208,7 @@ struct TimeoutVirtualTimeTests {
       #expect(clock.now.offset == .seconds(3))
       #expect(error?.duration == .seconds(3))
       #expect((error?.deadline as? VirtualClock.Instant)?.offset == .seconds(3))
+      #expect(error?.description == "timed out after 3.0 seconds (deadline +3.0 seconds)")
     }
   }
 
@@ -341,6 +347,29 @@ struct TimeoutVirtualTimeTests {
     }
   }
 
+  @Test func aDeadlineMillenniaAwayStillFiresAtTheExactInstant() async throws {
+    try await withVirtualTime { clock in
+      let far = Duration.seconds(2_500_000_000_000)  // longer than one timer sleep, taken in steps
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(far, clock: clock) { try await clock.sleep(for: far * 2) }
+      }
+      #expect(clock.now.offset == far)
+    }
+  }
+
+  @Test func theToleranceAndDeadlineArePassedToTheClock() async throws {
+    try await withVirtualTime { clock in
+      let recording = RecordingClock(base: clock)
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(3), tolerance: .milliseconds(250), clock: recording) {
+          try await clock.sleep(for: .seconds(10))
+        }
+      }
+      #expect(recording.sleeps.all == [RecordingClock.Sleep(deadline: .seconds(3), tolerance: .milliseconds(250))])
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
   @Test func cancellingTheCallerBeforeTheDeadlineThrowsCancellationAtThatInstant() async throws {
     try await withVirtualTime { clock in
       let caller = Task {
@@ -351,5 +380,21 @@ struct TimeoutVirtualTimeTests {
       #expect(CancellationFixtures.isCancellation(await caller.result))
       #expect(clock.now.offset == .seconds(1))
     }
+  }
+}
+
+/// A clock that forwards to a `VirtualClock` and records every `sleep(until:tolerance:)`.
+private struct RecordingClock: Clock {
+  struct Sleep: Equatable, Sendable {
+    var deadline: Duration
+    var tolerance: Duration?
+  }
+  let base: VirtualClock
+  let sleeps = Recorder<Sleep>()
+  var now: VirtualClock.Instant { base.now }
+  var minimumResolution: Duration { base.minimumResolution }
+  func sleep(until deadline: VirtualClock.Instant, tolerance: Duration?) async throws {
+    sleeps.record(Sleep(deadline: deadline.offset, tolerance: tolerance))
+    try await base.sleep(until: deadline, tolerance: tolerance)
   }
 }
