@@ -124,7 +124,12 @@ let package = Package(
     ),
     .testTarget(
       name: "AsyncToolsServerTests",
-      dependencies: ["AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting"],
+      dependencies: [
+        "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "EchoServer",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ],
       swiftSettings: strict
     ),
   ]
