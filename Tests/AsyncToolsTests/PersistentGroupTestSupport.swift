@@ -1,5 +1,6 @@
 // Small event primitives for the PersistentTaskGroup / coordination tests: tests wait for events,
 // never for time.
+import AsyncTools
 import Synchronization
 import Testing
 
@@ -21,7 +22,7 @@ final class PtgGate: Sendable {
     var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     var next: UInt64 = 0
   }
-  private let state = Mutex(State())
+  private let state = SanitizedMutex(State())
 
   init() {}
 
@@ -76,7 +77,7 @@ final class PtgEvents: Sendable {
     var count = 0
     var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
   }
-  private let state = Mutex(State())
+  private let state = SanitizedMutex(State())
 
   init() {}
 
@@ -107,7 +108,7 @@ final class PtgEvents: Sendable {
 
 /// A thread-safe list of what happened, in order.
 final class PtgRecorder<T: Sendable>: Sendable {
-  private let items = Mutex<[T]>([])
+  private let items = SanitizedMutex<[T]>([])
   init() {}
   func append(_ item: T) { items.withLock { $0.append(item) } }
   var values: [T] { items.withLock { $0 } }

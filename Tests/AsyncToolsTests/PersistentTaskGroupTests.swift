@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTesting
 import Synchronization
 import Testing
 
@@ -148,6 +149,50 @@ struct PersistentTaskGroupTests {
     await close.value
     await #expect(throws: CancellationError.self) { try await handle.value }
     #expect(group.runningCount == 0)
+  }
+
+  @Test func closeWithATimeoutCancelsWhatIsLeftAfterTheGracePeriodAndWaitsForIt() async throws {
+    try await withVirtualTime { clock in
+      let group = PersistentTaskGroup()
+      let quick = try group.addTask {
+        try await clock.sleep(for: .seconds(2))
+        return clock.now.offset
+      }
+      let slow = try group.addTask { () async throws -> Duration in
+        do {
+          try await clock.sleep(for: .seconds(100))
+        } catch {
+          // A one-second async cleanup that the cancellation cannot cut short.
+          await Task.detached { try? await clock.sleep(for: .seconds(1)) }.value
+          throw error
+        }
+        return clock.now.offset
+      }
+      let finishedInTime = try await group.close(timeout: .seconds(5), clock: clock)
+      #expect(!finishedInTime)
+      #expect(clock.now.offset == .seconds(6), "close() must return right after the cleanup, at 5 s + 1 s")
+      #expect(try await quick.value == .seconds(2))
+      await #expect(throws: CancellationError.self) { try await slow.value }
+    }
+  }
+
+  @Test func closeWithATimeoutReturnsAsSoonAsTheTasksFinish() async throws {
+    try await withVirtualTime { clock in
+      let group = PersistentTaskGroup()
+      try group.addTask { try await clock.sleep(for: .seconds(2)) }
+      let finishedInTime = try await group.close(timeout: .seconds(10), clock: clock)
+      #expect(finishedInTime)
+      #expect(clock.now.offset == .seconds(2))
+    }
+  }
+
+  @Test(arguments: [Duration.zero, .seconds(-1)])
+  func nonPositiveCloseTimeoutIsInvalidAndClosesNothing(timeout: Duration) async throws {
+    let group = PersistentTaskGroup()
+    let error = await #expect(throws: AsyncToolsError.self) { try await group.close(timeout: timeout) }
+    #expect(error?.code == .invalidArgument)
+    #expect(group.isAcceptingTasks)
+    await group.shutdown()
   }
 
   @Test(arguments: [PtgPhase.closing, .shutDown])

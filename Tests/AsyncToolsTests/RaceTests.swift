@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTesting
 import Testing
 
 @Suite("race")
@@ -99,6 +100,43 @@ struct RaceTests {
     }
     #expect(error?.errors.count == 3)
     #expect(Set(error?.errors(ofType: PtgFailure.self).map(\.id) ?? []) == [0, 1, 2])
+  }
+
+  @Test func allFailuresAreGroupedInTheOrderTheOperationsEnded() async throws {
+    try await withVirtualTime { clock in
+      let failAfter: @Sendable (Int, Int) -> @Sendable () async throws -> Int = { id, seconds in
+        {
+          try await clock.sleep(for: .seconds(seconds))
+          throw PtgFailure(id)
+        }
+      }
+      let error = await #expect(throws: ErrorGroup.self) {
+        try await race([failAfter(0, 3), failAfter(1, 1), failAfter(2, 2)], continueOnError: true)
+      }
+      #expect(error?.errors.map { ($0 as? PtgFailure)?.id } == [1, 2, 0])
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
+  @Test func theWinnerWaitsForTheLosersTimedCleanup() async throws {
+    try await withVirtualTime { clock in
+      let value = try await race(
+        {
+          do {
+            try await clock.sleep(for: .seconds(100))
+          } catch {
+            await Task.detached { try? await clock.sleep(for: .seconds(2)) }.value
+          }
+          return 0
+        },
+        {
+          try await clock.sleep(for: .seconds(1))
+          return 1
+        }
+      )
+      #expect(value == 1)
+      #expect(clock.now.offset == .seconds(3), "race returned at \(clock.now), before the loser's 2 s cleanup")
+    }
   }
 
   @Test func aChildsOwnCancellationErrorIsAnOrdinaryFailureWithContinueOnError() async throws {

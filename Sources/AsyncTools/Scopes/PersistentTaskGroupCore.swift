@@ -90,9 +90,9 @@ final class PersistentTaskGroupCore: Sendable {
   /// `Int.max` when unlimited.
   let limit: Int
   let errorHandler: PersistentTaskGroup.ErrorHandler
-  let state = Mutex(State())
+  let state = SanitizedMutex(State())
   /// The public object, held weakly so that `PersistentTaskGroup.current` does not keep it alive.
-  let owner = Mutex<WeakOwner>(WeakOwner())
+  let owner = SanitizedMutex<WeakOwner>(WeakOwner())
 
   struct WeakOwner: Sendable {
     weak var group: PersistentTaskGroup?
