@@ -74,3 +74,49 @@ struct PersistentTaskGroupServiceTests {
     await #expect(throws: CancellationError.self) { try await handle.value }
   }
 }
+
+/// The guide's server example, reduced to what a test can drive: request handlers spawn into a
+/// group owned by the service group; graceful shutdown (SIGTERM in production) stops the server
+/// first, then closes the group after the spawned work finished.
+@Suite("PersistentGroupsAndCoordination guide")
+struct PersistentGroupsGuideTests {
+  struct FakeServer: Service {
+    let background: PersistentTaskGroup
+    let receiptsSent: PtgCounter
+    let requestsServed: PtgEvents
+
+    func handle(order: Int) throws {
+      try background.addTask(name: "receipt \(order)") {
+        await Task.yield()
+        receiptsSent.increment()
+      }
+    }
+
+    func run() async throws {
+      for order in 0..<10 {
+        try handle(order: order)
+        requestsServed.signal()
+      }
+      try await gracefulShutdown()
+    }
+  }
+
+  @Test func theServerExampleSendsEveryReceiptBeforeTheGroupStops() async throws {
+    let background = try PersistentTaskGroup(name: "guide-background", maxConcurrency: 4)
+    let receiptsSent = PtgCounter()
+    let requestsServed = PtgEvents()
+    let server = FakeServer(background: background, receiptsSent: receiptsSent, requestsServed: requestsServed)
+    var configuration = ServiceGroupConfiguration(
+      services: [.init(service: background), .init(service: server)],
+      logger: Logger(label: "guide")
+    )
+    configuration.maximumGracefulShutdownDuration = .seconds(30)
+    let serviceGroup = ServiceGroup(configuration: configuration)
+    let run = Task { try await serviceGroup.run() }
+    await requestsServed.wait(for: 10)
+    await serviceGroup.triggerGracefulShutdown()
+    try await run.value
+    #expect(receiptsSent.count == 10)
+    #expect(!background.isAcceptingTasks)
+  }
+}
