@@ -164,6 +164,11 @@ struct TimeoutTests {
     #expect(error3?.code == .invalidArgument)
   }
 
+  @Test func aHugeDurationMeansEffectivelyNoTimeout() async throws {
+    #expect(try await withTimeout(.seconds(Int64.max)) { 1 } == 1)
+    #expect(try await moveOnAfter(.seconds(Int64.max), clock: SuspendingClock()) { 2 } == 2)
+  }
+
   @Test func timeoutErrorDescribesTheDurationAndDeadline() {
     let withDuration = TimeoutError(deadline: ContinuousClock.now, duration: .seconds(3))
     #expect(withDuration.description.hasPrefix("timed out after 3.0 seconds (deadline "))
@@ -203,6 +208,7 @@ struct TimeoutVirtualTimeTests {
       #expect(clock.now.offset == .seconds(3))
       #expect(error?.duration == .seconds(3))
       #expect((error?.deadline as? VirtualClock.Instant)?.offset == .seconds(3))
+      #expect(error?.description == "timed out after 3.0 seconds (deadline +3.0 seconds)")
     }
   }
 
@@ -338,6 +344,16 @@ struct TimeoutVirtualTimeTests {
       }
       #expect(innerFirst?.duration == .seconds(2), "the inner TimeoutError passes the outer scope unchanged")
       #expect(clock.now.offset == .seconds(4))
+    }
+  }
+
+  @Test func aDeadlineMillenniaAwayStillFiresAtTheExactInstant() async throws {
+    try await withVirtualTime { clock in
+      let far = Duration.seconds(2_500_000_000_000)  // longer than one timer sleep, taken in steps
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(far, clock: clock) { try await clock.sleep(for: far * 2) }
+      }
+      #expect(clock.now.offset == far)
     }
   }
 
