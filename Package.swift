@@ -50,7 +50,7 @@ let package = Package(
     .target(
       name: "AsyncToolsTesting",
       dependencies: [
-        "CAsyncToolsShims",
+        "AsyncTools", "CAsyncToolsShims",
         .product(name: "DequeModule", package: "swift-collections"),
         .product(name: "HeapModule", package: "swift-collections"),
       ],

@@ -6,10 +6,20 @@
 #include <stddef.h>
 
 #if defined(__linux__)
+#include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -29,7 +39,92 @@ int asynctools_pidfd_send_signal(int pidfd, int sig) {
 int asynctools_set_parent_death_signal(int sig) {
   return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
 }
+
+int asynctools_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int asynctools_epoll_add(int epfd, int fd, uint64_t token) {
+  struct epoll_event event;
+  event.events = EPOLLIN;
+  event.data.u64 = token;
+  return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int asynctools_epoll_del(int epfd, int fd) {
+  struct epoll_event event = {0};
+  return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &event);
+}
+
+int asynctools_epoll_wait(int epfd, uint64_t *tokens, int max, int timeout_ms) {
+  struct epoll_event events[64];
+  if (max > 64) max = 64;
+  int count = epoll_wait(epfd, events, max, timeout_ms);
+  for (int i = 0; i < count; i++) tokens[i] = events[i].data.u64;
+  return count;
+}
+
+int asynctools_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+static int asynctools_waitid(idtype_t type, id_t id, int options, pid_t *out_pid, int *out_code, int *out_status) {
+  siginfo_t info;
+  info.si_pid = 0;
+  info.si_code = 0;
+  info.si_status = 0;
+  int result = waitid(type, id, &info, options);
+  if (result == 0) {
+    *out_pid = info.si_pid;
+    *out_code = info.si_code;
+    *out_status = info.si_status;
+  }
+  return result;
+}
+
+int asynctools_waitid_pidfd(int pidfd, int options, pid_t *out_pid, int *out_code, int *out_status) {
+  return asynctools_waitid((idtype_t)P_PIDFD, (id_t)pidfd, options, out_pid, out_code, out_status);
+}
+
+int asynctools_waitid_pid(pid_t pid, int options, pid_t *out_pid, int *out_code, int *out_status) {
+  return asynctools_waitid(P_PID, (id_t)pid, options, out_pid, out_code, out_status);
+}
+
+int asynctools_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+  return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int asynctools_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+  return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+int asynctools_pipe2(int *fds, int flags) { return pipe2(fds, flags); }
+
+int asynctools_set_thread_name(const char *name) {
+  char truncated[16];
+  strncpy(truncated, name, 15);
+  truncated[15] = 0;
+  return pthread_setname_np(pthread_self(), truncated);
+}
 #else
+int asynctools_pipe2(int *fds, int flags) { (void)fds; (void)flags; errno = ENOSYS; return -1; }
+int asynctools_set_thread_name(const char *name) { (void)name; return ENOSYS; }
+int asynctools_epoll_create(void) { errno = ENOSYS; return -1; }
+int asynctools_epoll_add(int epfd, int fd, uint64_t token) { (void)epfd; (void)fd; (void)token; errno = ENOSYS; return -1; }
+int asynctools_epoll_del(int epfd, int fd) { (void)epfd; (void)fd; errno = ENOSYS; return -1; }
+int asynctools_epoll_wait(int epfd, uint64_t *tokens, int max, int timeout_ms) {
+  (void)epfd; (void)tokens; (void)max; (void)timeout_ms; errno = ENOSYS; return -1;
+}
+int asynctools_eventfd(void) { errno = ENOSYS; return -1; }
+int asynctools_waitid_pidfd(int pidfd, int options, pid_t *out_pid, int *out_code, int *out_status) {
+  (void)pidfd; (void)options; (void)out_pid; (void)out_code; (void)out_status; errno = ENOSYS; return -1;
+}
+int asynctools_waitid_pid(pid_t pid, int options, pid_t *out_pid, int *out_code, int *out_status) {
+  (void)pid; (void)options; (void)out_pid; (void)out_code; (void)out_status; errno = ENOSYS; return -1;
+}
+int asynctools_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+  return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+int asynctools_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+  (void)actions; (void)from; return ENOSYS;
+}
+
 int asynctools_pidfd_open(pid_t pid, unsigned int flags) {
   (void)pid;
   (void)flags;
@@ -80,3 +175,9 @@ void *asynctools_enqueue_global_hook_load(void) {
   void **address = asynctools_enqueue_global_hook_address();
   return address ? __atomic_load_n(address, __ATOMIC_ACQUIRE) : NULL;
 }
+
+static _Thread_local void *asynctools_thread_marker = NULL;
+
+void *asynctools_thread_marker_get(void) { return asynctools_thread_marker; }
+
+void asynctools_thread_marker_set(void *marker) { asynctools_thread_marker = marker; }

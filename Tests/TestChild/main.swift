@@ -1,3 +1,11 @@
-// The executable the process and server tests re-execute. Its first statement will be the
-// AsyncToolsProcess bootstrap call that turns a re-executed copy into the requested child.
+// The executable the process and server tests re-execute. It registers its entry points, then
+// makes the one bootstrap call: a copy started by `ChildProcess.fork`/`spawn(executable:entry:)`
+// runs the requested entry point and exits; a plain run falls through and prints its name.
+import AsyncToolsProcess
+
+#if os(Linux)
+simulateStartupFailureIfAsked()
+registerProcessTestEntries()
+await ChildProcess.bootstrap()
+#endif
 print("asynctools-test-child")

@@ -4,7 +4,9 @@
 #ifndef CASYNCTOOLSSHIMS_H
 #define CASYNCTOOLSSHIMS_H
 
+#include <spawn.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -20,6 +22,43 @@ int asynctools_pidfd_send_signal(int pidfd, int sig);
 /// prctl(PR_SET_PDEATHSIG, sig): deliver `sig` to this process when its parent thread dies.
 int asynctools_set_parent_death_signal(int sig);
 
+/// epoll_create1(EPOLL_CLOEXEC).
+int asynctools_epoll_create(void);
+
+/// epoll_ctl(EPOLL_CTL_ADD) of `fd` for readability (level-triggered), tagged with `token`.
+int asynctools_epoll_add(int epfd, int fd, uint64_t token);
+
+/// epoll_ctl(EPOLL_CTL_DEL) of `fd`.
+int asynctools_epoll_del(int epfd, int fd);
+
+/// epoll_wait(2): writes the tokens of up to `max` ready descriptors to `tokens`; returns their
+/// count, or -1 with errno (EINTR included).
+int asynctools_epoll_wait(int epfd, uint64_t *_Nonnull tokens, int max, int timeout_ms);
+
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
+int asynctools_eventfd(void);
+
+/// waitid(P_PIDFD, pidfd, …, options) (Linux 5.4): on success writes the siginfo's si_pid (0 when
+/// WNOHANG found nothing), si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED …) and si_status.
+int asynctools_waitid_pidfd(int pidfd, int options, pid_t *_Nonnull out_pid, int *_Nonnull out_code,
+                            int *_Nonnull out_status);
+
+/// waitid(P_PID, pid, …, options): the same outputs as `asynctools_waitid_pidfd`.
+int asynctools_waitid_pid(pid_t pid, int options, pid_t *_Nonnull out_pid, int *_Nonnull out_code,
+                          int *_Nonnull out_status);
+
+/// posix_spawn_file_actions_addchdir_np (glibc 2.29): the child changes directory before exec.
+int asynctools_spawn_file_actions_addchdir(posix_spawn_file_actions_t *_Nonnull actions, const char *_Nonnull path);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34): the child closes every fd >= `from`.
+int asynctools_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *_Nonnull actions, int from);
+
+/// pipe2(2): a pipe whose ends get `flags` (O_CLOEXEC, O_NONBLOCK) atomically.
+int asynctools_pipe2(int *_Nonnull fds, int flags);
+
+/// pthread_setname_np(pthread_self(), name): names the calling thread (at most 15 bytes are kept).
+int asynctools_set_thread_name(const char *_Nonnull name);
+
 /// Address of the runtime's `swift_task_enqueueGlobal_hook` variable, or NULL if this runtime has none.
 void *_Nullable *_Nullable asynctools_enqueue_global_hook_address(void);
 
@@ -30,6 +69,13 @@ bool asynctools_enqueue_global_hook_cas(void *_Nullable expected, void *_Nullabl
 
 /// Reads the enqueue hook atomically.
 void *_Nullable asynctools_enqueue_global_hook_load(void);
+
+/// This thread's private marker slot (a C11 `_Thread_local`), used by the virtual-time driver to
+/// recognise enqueues made on its own thread without a lock.
+void *_Nullable asynctools_thread_marker_get(void);
+
+/// Sets this thread's private marker slot.
+void asynctools_thread_marker_set(void *_Nullable marker);
 
 #ifdef __cplusplus
 }

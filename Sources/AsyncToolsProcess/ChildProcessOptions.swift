@@ -1,0 +1,58 @@
+#if os(Linux)
+import AsyncTools
+
+extension ChildProcess {
+  /// Which process group a child joins.
+  public enum ProcessGroup: Sendable, Hashable {
+    /// The child stays in this process's group: a terminal's Ctrl-C (SIGINT to the foreground
+    /// group) reaches it too.
+    case inherit
+    /// The child leads a new group whose id is its pid (`POSIX_SPAWN_SETPGROUP` with 0): signals sent
+    /// to this process's group, such as a terminal's Ctrl-C, do not reach it.
+    case own
+  }
+
+  /// How a child is started. The defaults suit most children; every field is documented with its
+  /// default.
+  public struct Options: Sendable, Hashable {
+    /// The child's process group. Default: ``ProcessGroup/inherit``.
+    public var processGroup: ProcessGroup
+    /// Close every descriptor of this process in the child except 0, 1, 2 and those passed with
+    /// `fileDescriptors`. Default: `true`, so a descriptor opened without `O_CLOEXEC` elsewhere in
+    /// the program does not leak into children.
+    public var closeOtherDescriptors: Bool
+    /// The signal the child receives when this process dies, even by SIGKILL
+    /// (`prctl(PR_SET_PDEATHSIG)`), so children never outlive a killed parent. Default: `nil` (none).
+    ///
+    /// Only for children started at an entry point (``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``):
+    /// `posix_spawn` cannot run `prctl` between fork and exec, so the child's ``ChildProcess/bootstrap()``
+    /// sets it and then checks that its parent is still this process (if the parent died before the
+    /// `prctl`, the child raises the signal on itself at once). Spawning an external executable with
+    /// a parent-death signal is rejected.
+    public var parentDeathSignal: Int32?
+    /// Watch the child through a pidfd when the kernel supports it (Linux 5.4). Default: `true`.
+    /// `false` selects the fallback (one thread per child blocked in `waitid(P_PID)`, signals
+    /// through `kill`), which is also used automatically on older kernels.
+    public var usePidfd: Bool
+
+    /// Creates options; every parameter defaults to the documented default of its property.
+    public init(
+      processGroup: ProcessGroup = .inherit,
+      closeOtherDescriptors: Bool = true,
+      parentDeathSignal: Int32? = nil,
+      usePidfd: Bool = true
+    ) {
+      self.processGroup = processGroup
+      self.closeOtherDescriptors = closeOtherDescriptors
+      self.parentDeathSignal = parentDeathSignal
+      self.usePidfd = usePidfd
+    }
+
+    func validate() throws(AsyncToolsError) {
+      if let signal = parentDeathSignal, !(1...64).contains(signal) {
+        throw .invalidArgument("parentDeathSignal must be a signal number in 1...64, got \(signal)")
+      }
+    }
+  }
+}
+#endif

@@ -1,0 +1,248 @@
+import CAsyncToolsShims
+import DequeModule
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// The runtime's own global enqueue, handed to the hook as its last argument.
+typealias EnqueueOriginal = @convention(thin) (UnownedJob) -> Void
+/// The shape of `swift_task_enqueueGlobal_hook` (the Swift calling convention, as NIO and
+/// swift-concurrency-extras declare it).
+typealias EnqueueHook = @convention(thin) (UnownedJob, EnqueueOriginal) -> Void
+
+/// The driver that owns the hook right now (an unmanaged, retained `VirtualTimeDriver`), or nil.
+/// The hook reads it on every global enqueue in the process, so it is an atomic, not a lock.
+/// (Stored as a bit pattern: raw pointers are not `Sendable`; 0 means none.)
+let activeDriver = Atomic<UInt>(0)
+
+/// The job-running executor Swift uses for tasks without a specific executor: running a job "on"
+/// it is what `swift_job_run(job, generic)` does for the default global executor.
+let genericExecutor = unsafeBitCast((Int(0), Int(0)), to: UnownedSerialExecutor.self)
+
+/// The process-wide enqueue hook while a virtual-time scope is active.
+let virtualTimeHook: EnqueueHook = { job, original in
+  guard let raw = UnsafeRawPointer(bitPattern: activeDriver.load(ordering: .acquiring)) else {
+    original(job)
+    return
+  }
+  Unmanaged<VirtualTimeDriver>.fromOpaque(raw).takeUnretainedValue().enqueue(job, original: original)
+}
+
+/// A single-threaded, deterministic executor for everything one `withVirtualTime` body starts.
+///
+/// While it runs, every global enqueue in the process reaches ``enqueue(_:original:)``. It keeps
+/// the jobs that belong to its scope — enqueued on its own thread, or for a task it already ran —
+/// and hands every other job back to the runtime at once, so tests running beside it in the same
+/// process are neither captured nor stalled. When nothing it owns can run, it asks the clock for
+/// idle work: idle waiters first, then a jump to the earliest deadline.
+final class VirtualTimeDriver: @unchecked Sendable {
+  // @unchecked Sendable: all mutable state is inside `state` (a Mutex); `wakeup` is a POSIX
+  // semaphore, itself thread-safe; the remaining stored properties are immutable.
+
+  struct State {
+    /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`).
+    var ready = Deque<UInt>()
+    /// Jobs (tasks) this driver has run: a foreign-thread enqueue of one of them is a wake-up of a
+    /// task in this scope (a continuation resumed by Dispatch, a signal handler, …) and stays here.
+    var ours = Set<UInt>()
+    /// The driver thread is (about to be) blocked on `wakeup`.
+    var sleeping = false
+    /// The scope ended: enqueues go straight back to the runtime.
+    var finished = false
+    /// The runtime's enqueue (an `EnqueueOriginal`), kept as a bit pattern: thin function values
+    /// are not `Sendable`. 0 until the hook first ran.
+    var original: UInt = 0
+    var bodyDone = false
+    var bodyTask: Task<Void, Never>?
+    /// Called on the driver thread once the loop ended (the hook is uninstalled by then).
+    var onFinish: (@Sendable (_ deadlocked: Bool) -> Void)?
+  }
+
+  let state = Mutex(State())
+  let wakeup: UnsafeMutablePointer<sem_t>
+  let clock: VirtualClock
+  let automatic: Bool
+  let autojumpThreshold: Duration
+  let deadlockTimeout: Duration
+
+  init(clock: VirtualClock, automatic: Bool, autojumpThreshold: Duration, deadlockTimeout: Duration) {
+    self.clock = clock
+    self.automatic = automatic
+    self.autojumpThreshold = autojumpThreshold
+    self.deadlockTimeout = deadlockTimeout
+    wakeup = .allocate(capacity: 1)
+    sem_init(wakeup, 0, 0)
+  }
+
+  deinit {
+    sem_destroy(wakeup)
+    wakeup.deallocate()
+  }
+
+  var marker: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+  /// Receives every global enqueue in the process while this driver is active.
+  func enqueue(_ job: UnownedJob, original: EnqueueOriginal) {
+    let onOwnThread = asynctools_thread_marker_get() == marker
+    let key = unsafeBitCast(job, to: UInt.self)
+    let originalBits = unsafeBitCast(original, to: UInt.self)
+    let (keep, wake) = state.withLock { state -> (Bool, Bool) in
+      state.original = originalBits
+      guard !state.finished, onOwnThread || state.ours.contains(key) else { return (false, false) }
+      state.ready.append(key)
+      let wake = state.sleeping
+      state.sleeping = false
+      return (true, wake)
+    }
+    if !keep {
+      original(job)
+    } else if wake {
+      sem_post(wakeup)
+    }
+  }
+
+  /// Wakes the driver if it is blocked waiting for foreign work (a sleeper registered from
+  /// another thread, an idle waiter, …).
+  func notify() {
+    if asynctools_thread_marker_get() == marker { return }
+    let wake = state.withLock { state -> Bool in
+      defer { state.sleeping = false }
+      return state.sleeping
+    }
+    if wake { sem_post(wakeup) }
+  }
+
+  /// Marks the body as finished; the loop ends at its next idle moment… or right away, since the
+  /// body's own completion is the last job it needs.
+  func bodyFinished() {
+    state.withLock { $0.bodyDone = true }
+  }
+
+  /// Starts the driver thread.
+  func start() {
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(self).toOpaque()
+    let result = pthread_create(&thread, nil, { raw in
+      #if canImport(Darwin)
+        let raw: UnsafeMutableRawPointer = raw
+      #else
+        guard let raw else { return nil }
+      #endif
+      let driver = Unmanaged<VirtualTimeDriver>.fromOpaque(raw).takeRetainedValue()
+      driver.run()
+      return nil
+    }, context)
+    precondition(result == 0, "pthread_create failed: \(result)")
+    pthread_detach(thread)
+  }
+
+  // MARK: - The loop (driver thread only)
+
+  private func run() {
+    asynctools_thread_marker_set(marker)
+    defer { asynctools_thread_marker_set(nil) }
+    var deadlocked = false
+    loop: while true {
+      if let job = nextJob() {
+        job.runSynchronously(on: genericExecutor)
+        continue
+      }
+      if state.withLock({ $0.bodyDone }) { break }
+      if autojumpThreshold > .zero, waitForWork(upTo: autojumpThreshold) { continue }
+      switch clock.state.withLock({ $0.takeIdleWork(automatic: automatic) }) {
+      case .idle(let waiters):
+        for waiter in waiters { waiter.resume() }
+        continue loop
+      case .sleepers(let sleepers):
+        for sleeper in sleepers { sleeper.resume() }
+        continue loop
+      case nil:
+        break
+      }
+      if waitForWork(upTo: deadlockTimeout) { continue }
+      if deadlocked {
+        // Cancelling did not free the body either: give up on it rather than hang.
+        break
+      }
+      // Nothing runnable, nothing due, nothing from outside for `deadlockTimeout`: the body
+      // waits for something that can never happen. Cancel it so it can unwind, then report.
+      deadlocked = true
+      cancelBody()
+    }
+    finish(deadlocked: deadlocked)
+  }
+
+  private func nextJob() -> UnownedJob? {
+    let key = state.withLock { state -> UInt? in
+      guard let key = state.ready.popFirst() else { return nil }
+      state.ours.insert(key)
+      return key
+    }
+    return key.map { unsafeBitCast($0, to: UnownedJob.self) }
+  }
+
+  /// Blocks up to `limit` of real time for a job to arrive; true if one did (or may have).
+  private func waitForWork(upTo limit: Duration) -> Bool {
+    let mustWait = state.withLock { state -> Bool in
+      guard state.ready.isEmpty else { return false }
+      state.sleeping = true
+      return true
+    }
+    guard mustWait else { return true }
+    var deadline = timespec()
+    clock_gettime(CLOCK_REALTIME, &deadline)
+    let (seconds, attoseconds) = limit.components
+    let nanos = Int(deadline.tv_nsec) + Int(attoseconds / 1_000_000_000)
+    deadline.tv_sec += Int(seconds) + nanos / 1_000_000_000
+    deadline.tv_nsec = nanos % 1_000_000_000
+    var posted = false
+    while true {
+      if sem_timedwait(wakeup, &deadline) == 0 {
+        posted = true
+        break
+      }
+      if errno != EINTR { break }  // ETIMEDOUT
+    }
+    return state.withLock { state in
+      state.sleeping = false
+      return posted || !state.ready.isEmpty
+    }
+  }
+
+  private func finish(deadlocked: Bool) {
+    // Uninstall first, so that nothing below is captured again.
+    let hook = unsafeBitCast(virtualTimeHook, to: UnsafeMutableRawPointer.self)
+    _ = asynctools_enqueue_global_hook_cas(hook, nil, nil)
+    activeDriver.store(0, ordering: .releasing)
+    let (leftovers, originalBits) = state.withLock { state -> ([UInt], UInt) in
+      state.finished = true
+      defer { state.ready.removeAll() }
+      return (Array(state.ready), state.original)
+    }
+    // Jobs of tasks the body left behind run on, in real time, on the runtime's executor.
+    if originalBits != 0 {
+      let original = unsafeBitCast(originalBits, to: EnqueueOriginal.self)
+      for key in leftovers { original(unsafeBitCast(key, to: UnownedJob.self)) }
+    }
+    // Sleepers left behind are cancelled: they resume with CancellationError, outside the scope.
+    let sleepers = clock.state.withLock { $0.detach() }
+    for sleeper in sleepers { sleeper.resume(throwing: CancellationError()) }
+    let onFinish = state.withLock { state in
+      defer {
+        state.onFinish = nil
+        state.bodyTask = nil
+      }
+      return state.onFinish
+    }
+    onFinish?(deadlocked)
+  }
+
+  /// Cancels the body's task (the caller was cancelled, or the scope deadlocked).
+  func cancelBody() {
+    state.withLock { $0.bodyTask }?.cancel()
+  }
+}

@@ -1,0 +1,213 @@
+import AsyncTools
+import CAsyncToolsShims
+import DequeModule
+import Synchronization
+
+/// How time moves inside ``withVirtualTime(advancing:autojumpThreshold:deadlockTimeout:_:)``.
+public enum VirtualTimeAdvancing: Sendable, Hashable {
+  /// The moment no job can run, time jumps to the earliest pending deadline (aiotools'
+  /// `VirtualClock` and Trio's autojump semantics).
+  case automatic
+  /// Time moves only when the body calls ``VirtualClock/advance(by:)`` or
+  /// ``VirtualClock/advance(to:)`` (swift-clocks' `TestClock` style, but exact).
+  case manual
+}
+
+/// Why a virtual-time scope could not run, or had to give up on its body.
+public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// The kind of failure.
+  public enum Code: Hashable, Sendable {
+    /// Nothing could run, no sleeper was due (or, in manual mode, none could be reached without an
+    /// `advance`), and nothing arrived from outside for `deadlockTimeout` of real time.
+    case deadlock
+    /// Another library owns the runtime's global-enqueue hook (SwiftNIO's
+    /// `unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()` does).
+    case hookUnavailable
+    /// This Swift runtime does not export `swift_task_enqueueGlobal_hook`.
+    case unsupportedRuntime
+  }
+
+  /// The kind of failure.
+  public var code: Code
+  /// A sentence naming the problem.
+  public var message: String
+
+  public var description: String { "VirtualTimeError(\(code)): \(message)" }
+}
+
+/// Runs `body` in virtual time: every task it starts runs on one deterministic thread, and the
+/// moment none of them can run, the clock jumps to the earliest pending deadline.
+///
+/// ```swift
+/// @Test func timeoutFiresAfterOneHour() async throws {
+///   try await withVirtualTime { clock in
+///     await #expect(throws: TimeoutError.self) {
+///       try await withTimeout(.seconds(3600), clock: clock) { try await neverResponds(clock) }
+///     }
+///     #expect(clock.now.offset == .seconds(3600))   // and the test took a millisecond
+///   }
+/// }
+/// ```
+///
+/// What runs in virtual time: the body, its child tasks (`async let`, task groups), unstructured
+/// `Task {}` / `Task.detached` it creates, default actors they call, and wake-ups of those tasks
+/// that come from other threads. Their order is deterministic: jobs run first-in first-out, and
+/// sleepers due at the same instant wake in the order they started sleeping, so the same program
+/// produces the same event log and the same virtual timestamps on every run.
+///
+/// What escapes (runs in real time, on its own threads): `@MainActor` code, actors with a custom
+/// executor (SwiftNIO event loops, Dispatch queues), tasks with an executor preference, Dispatch,
+/// threads and blocking calls, `Task.sleep` on `ContinuousClock`/`SuspendingClock` (only its
+/// wake-up comes back), and every read of `ContinuousClock.now`. Code under test must take the
+/// clock as a parameter. With the default `autojumpThreshold` of zero, time jumps even while such
+/// outside work is in flight (aiotools does the same); give a threshold to wait that much real
+/// time for outside work before each jump.
+///
+/// Safety in a test process:
+/// - Scopes are serialised process-wide: a second `withVirtualTime` waits for the first to end,
+///   so virtual-time tests need no `.serialized` trait. Tests running beside a scope are not
+///   affected: their jobs are handed straight back to the runtime.
+/// - If another library owns the global-enqueue hook, this throws
+///   ``VirtualTimeError/Code/hookUnavailable`` instead of taking it over.
+/// - When the body returns, the hook is restored, jobs of tasks it left running continue on the
+///   normal executor, and sleepers it left on the clock are resumed with `CancellationError`.
+/// - A deadlock — nothing runnable, nothing to wake, nothing from outside for `deadlockTimeout` —
+///   cancels the body and throws ``VirtualTimeError/Code/deadlock`` instead of hanging.
+///
+/// Cancelling the calling task cancels the body.
+///
+/// - Parameters:
+///   - advancing: ``VirtualTimeAdvancing/automatic`` (default) or ``VirtualTimeAdvancing/manual``.
+///   - autojumpThreshold: real time to wait for outside work before each jump (Trio's
+///     `autojump_threshold`); zero by default. Must not be negative.
+///   - deadlockTimeout: real time with nothing to do after which the scope reports a deadlock.
+///     Must be positive.
+///   - body: the program to run; it receives the scope's clock.
+/// - Returns: what `body` returns.
+/// - Throws: what `body` throws, ``VirtualTimeError``, or `AsyncToolsError` for bad arguments.
+public func withVirtualTime<T: Sendable>(
+  advancing: VirtualTimeAdvancing = .automatic,
+  autojumpThreshold: Duration = .zero,
+  deadlockTimeout: Duration = .seconds(30),
+  _ body: @escaping @Sendable (VirtualClock) async throws -> T
+) async throws -> T {
+  if autojumpThreshold < .zero {
+    throw AsyncToolsError.invalidArgument("autojumpThreshold must not be negative, got \(autojumpThreshold)")
+  }
+  try deadlockTimeout.requirePositive("deadlockTimeout")
+  guard asynctools_enqueue_global_hook_address() != nil else {
+    throw VirtualTimeError(
+      code: .unsupportedRuntime, message: "this Swift runtime has no swift_task_enqueueGlobal_hook")
+  }
+
+  await virtualTimeScopeLock.lock()
+  defer { virtualTimeScopeLock.unlock() }
+  return try await runVirtualTimeScope(
+    advancing: advancing, autojumpThreshold: autojumpThreshold, deadlockTimeout: deadlockTimeout, body)
+}
+
+/// The scope itself, for a caller that already holds `virtualTimeScopeLock`.
+package func runVirtualTimeScope<T: Sendable>(
+  advancing: VirtualTimeAdvancing,
+  autojumpThreshold: Duration,
+  deadlockTimeout: Duration,
+  _ body: @escaping @Sendable (VirtualClock) async throws -> T
+) async throws -> T {
+  let clock = VirtualClock()
+  let driver = VirtualTimeDriver(
+    clock: clock, automatic: advancing == .automatic,
+    autojumpThreshold: autojumpThreshold, deadlockTimeout: deadlockTimeout)
+  clock.state.withLock { $0.driver = driver }
+
+  let hook = unsafeBitCast(virtualTimeHook, to: UnsafeMutableRawPointer.self)
+  let retained = Unmanaged.passRetained(driver)
+  defer { retained.release() }
+  activeDriver.store(UInt(bitPattern: retained.toOpaque()), ordering: .releasing)
+  var owner: UnsafeMutableRawPointer? = nil
+  guard asynctools_enqueue_global_hook_cas(nil, hook, &owner) else {
+    activeDriver.store(0, ordering: .releasing)
+    clock.state.withLock { $0.driver = nil }
+    throw VirtualTimeError(
+      code: .hookUnavailable,
+      message: "the Swift runtime's global-enqueue hook is already owned by another library "
+        + "(\(owner.map { String(describing: $0) } ?? "unknown")); virtual time cannot run")
+  }
+
+  let outcome = OutcomeBox<T>()
+  return try await withTaskCancellationHandler {
+    let deadlocked: Bool = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+      driver.state.withLock { $0.onFinish = { deadlocked in continuation.resume(returning: deadlocked) } }
+      // The body's task must be captured from its very first enqueue, which happens right here on
+      // the caller's thread: mark this thread as the driver's for the duration of the creation.
+      let previous = asynctools_thread_marker_get()
+      asynctools_thread_marker_set(driver.marker)
+      let task = Task {
+        let result: Result<T, any Error>
+        do {
+          result = .success(try await body(clock))
+        } catch {
+          result = .failure(error)
+        }
+        outcome.value.withLock { $0 = result }
+        driver.bodyFinished()
+      }
+      asynctools_thread_marker_set(previous)
+      driver.state.withLock { $0.bodyTask = task }
+      driver.start()
+    }
+    if deadlocked {
+      throw VirtualTimeError(
+        code: .deadlock,
+        message: advancing == .manual
+          ? "nothing could run and no advance(by:)/advance(to:) was pending for \(deadlockTimeout) "
+            + "(manual mode: the body waits for time that nobody advances)"
+          : "nothing could run, nothing was sleeping and nothing arrived from outside for \(deadlockTimeout)")
+    }
+    guard let result = outcome.value.withLock({ $0 }) else {
+      throw VirtualTimeError(code: .deadlock, message: "the body did not finish")
+    }
+    return try result.get()
+  } onCancel: {
+    driver.cancelBody()
+  }
+}
+
+/// Where the body's task leaves its result for the caller.
+final class OutcomeBox<T: Sendable>: Sendable {
+  let value = Mutex<Result<T, any Error>?>(nil)
+}
+
+/// A first-in first-out async lock: one virtual-time scope at a time in the process.
+package let virtualTimeScopeLock = AsyncFIFOLock()
+
+/// A first-in first-out async mutex (no Foundation, no blocking).
+package final class AsyncFIFOLock: Sendable {
+  struct State {
+    var locked = false
+    var waiters = Deque<CheckedContinuation<Void, Never>>()
+  }
+  let state = Mutex(State())
+
+  package func lock() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let acquired = state.withLock { state -> Bool in
+        if state.locked {
+          state.waiters.append(continuation)
+          return false
+        }
+        state.locked = true
+        return true
+      }
+      if acquired { continuation.resume() }
+    }
+  }
+
+  package func unlock() {
+    let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+      if let next = state.waiters.popFirst() { return next }  // ownership passes on
+      state.locked = false
+      return nil
+    }
+    next?.resume()
+  }
+}

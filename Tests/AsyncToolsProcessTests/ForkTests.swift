@@ -1,0 +1,156 @@
+#if os(Linux)
+import AsyncTools
+import CAsyncToolsShims
+import Glibc
+import Testing
+
+@testable import AsyncToolsProcess
+
+/// Fork by re-execution: entry points, the readiness handshake, parent death.
+///
+/// The test runner's `main` is not ours, so these tests start the helper program
+/// `AsyncToolsTestChild` (Tests/TestChild) with `spawn(executable:entry:)`; that program's own
+/// `ChildProcess.fork` is exercised by `parentKilledWithSIGKILLTakesItsChildrenWithIt`.
+@Suite struct ForkTests {
+  @Test func entryPointThatThrowsExitsWithOne() async throws {
+    try await withWatchdog {
+      let child = try await startTestChild("throw")
+      #expect(try await child.wait() == .exited(1))
+    }
+  }
+
+  @Test func asyncEntryPointRuns() async throws {
+    try await withWatchdog {
+      let child = try await startTestChild("async-exit")
+      #expect(try await child.wait() == .exited(5))
+    }
+  }
+
+  @Test func argumentsArriveIntact() async throws {
+    try await withWatchdog {
+      let pipe = try Pipe()
+      defer { pipe.closeReadEnd() }
+      let arguments = ["", "plain", "with space", "a,b", "3:", "=x=", "héllo 🚀", String(repeating: "z", count: 5000), ""]
+      let child = try await startTestChild(
+        "echo-arguments", ["3"] + arguments, fileDescriptors: [3: pipe.writeEnd])
+      pipe.closeWriteEnd()
+      let output = try await pipe.read()
+      #expect(output == arguments.map { $0 + "\0" }.joined())
+      #expect(try await child.wait() == .exited(0))
+    }
+  }
+
+  @Test func passedDescriptorIsWritableInTheChild() async throws {
+    try await withWatchdog {
+      let pipe = try Pipe()
+      defer { pipe.closeReadEnd() }
+      let child = try await startTestChild("write-fd", ["7", "through fd 7"], fileDescriptors: [7: pipe.writeEnd])
+      pipe.closeWriteEnd()
+      #expect(try await pipe.read() == "through fd 7")
+      #expect(try await child.wait() == .exited(0))
+    }
+  }
+
+  @Test func childSeesItsEnvironmentWithoutTheHandshakeVariables() async throws {
+    try await withWatchdog {
+      for (name, expected) in [("ASYNCTOOLS_TEST_VALUE", "42"), ("ASYNCTOOLS_ENTRY", "<unset>"), ("ASYNCTOOLS_ARGS", "<unset>")] {
+        let pipe = try Pipe()
+        defer { pipe.closeReadEnd() }
+        var environment = ChildProcess.inheritedEnvironment
+        environment["ASYNCTOOLS_TEST_VALUE"] = "42"
+        let child = try await startTestChild(
+          "getenv", ["3", name], environment: environment, fileDescriptors: [3: pipe.writeEnd])
+        pipe.closeWriteEnd()
+        #expect(try await pipe.read() == expected, "\(name)")
+        #expect(try await child.wait() == .exited(0))
+      }
+    }
+  }
+
+  @Test func unknownEntryPointIsAnErrorInTheParent() async throws {
+    try await withWatchdog {
+      let error = await #expect(throws: ProcessError.self) {
+        _ = try await startTestChild("no-such-entry")
+      }
+      #expect(error == .unknownEntryPoint("no-such-entry"))
+    }
+  }
+
+  @Test func forkChecksTheParentsOwnRegistryFirst() async throws {
+    // This test process registers an entry point, so `fork` knows its table and refuses an unknown
+    // name before starting anything (it would re-execute the test runner otherwise).
+    _ = try? ChildProcess.register(entry: "tests.registered-in-parent") { _ in 0 }
+    let error = await #expect(throws: ProcessError.self) {
+      _ = try await ChildProcess.fork(entry: "tests.not-registered")
+    }
+    #expect(error == .unknownEntryPoint("tests.not-registered"))
+  }
+
+  @Test(arguments: [("exit", ChildProcess.ExitStatus.exited(3)), ("kill", .signaled(SIGKILL, coreDumped: false))])
+  func childThatDiesBeforeItIsReadyIsReported(how: String, expected: ChildProcess.ExitStatus) async throws {
+    try await withWatchdog {
+      var environment = ChildProcess.inheritedEnvironment
+      environment["ASYNCTOOLS_TEST_STARTUP_FAILURE"] = how
+      let error = await #expect(throws: ProcessError.self) {
+        _ = try await startTestChild("exit", ["0"], environment: environment)
+      }
+      #expect(error == .diedBeforeReady(expected))
+    }
+  }
+
+  @Test func childThatClosesTheReadinessPipeAndLivesOnIsKilledNotAwaitedForever() async throws {
+    try await withWatchdog {
+      var environment = ChildProcess.inheritedEnvironment
+      environment["ASYNCTOOLS_TEST_STARTUP_FAILURE"] = "close-and-live"
+      let error = await #expect(throws: ProcessError.self) {
+        _ = try await startTestChild("exit", ["0"], environment: environment)
+      }
+      #expect(error == .diedBeforeReady(.signaled(SIGKILL, coreDumped: false)))
+    }
+  }
+
+  @Test func programWithoutBootstrapIsReportedAsDiedBeforeReady() async throws {
+    try await withWatchdog {
+      let error = await #expect(throws: ProcessError.self) {
+        _ = try await ChildProcess.spawn(executable: "/bin/true", entry: "anything")
+      }
+      #expect(error == .diedBeforeReady(.exited(0)))
+    }
+  }
+
+  @Test func cancellingTheHandshakeKillsTheChildAndThrows() async throws {
+    try await withWatchdog {
+      var environment = ChildProcess.inheritedEnvironment
+      environment["ASYNCTOOLS_TEST_STARTUP_FAILURE"] = "hang"
+      let start = Task { try await startTestChild("exit", ["0"], environment: environment) }
+      // Whether cancellation lands before or during the handshake, the half-started child is killed
+      // and reaped, and the call throws (the child never becomes ready, so it cannot succeed).
+      start.cancel()
+      await #expect(throws: CancellationError.self) { _ = try await start.value }
+    }
+  }
+
+  @Test(arguments: [SIGKILL, SIGTERM])
+  func parentKilledWithSIGKILLTakesItsChildrenWithIt(deathSignal: Int32) async throws {
+    try await withWatchdog {
+      let pipe = try Pipe()
+      defer { pipe.closeReadEnd() }
+      // The intermediate process forks a grandchild (its own `ChildProcess.fork`) with the
+      // parent-death signal, reports the grandchild's pid, and sleeps.
+      let intermediate = try await startTestChild(
+        "spawn-grandchild", ["\(deathSignal)"], fileDescriptors: [3: pipe.writeEnd])
+      pipe.closeWriteEnd()
+      let line = try await pipe.readLine()
+      let grandchild = try #require(Int32(line.dropLast()), "grandchild pid, got \(line.debugDescription)")
+      let pidfd = asynctools_pidfd_open(grandchild, 0)
+      try #require(pidfd >= 0, "pidfd_open(\(grandchild)): errno \(errno)")
+      defer { close(pidfd) }
+
+      try intermediate.send(signal: SIGKILL)
+      #expect(try await intermediate.wait() == .signaled(SIGKILL, coreDumped: false))
+      // The grandchild's pidfd becomes readable when it exits; the watchdog bounds the wait.
+      try await ProcessMonitor.shared().waitReadable(pidfd)
+    }
+  }
+}
+#endif
