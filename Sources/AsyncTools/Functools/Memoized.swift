@@ -9,7 +9,9 @@
 /// Calls follow the cache's rules: true LRU, single flight per argument value, errors not cached, expiry from
 /// completion. The arguments are the key, so they must be one `Hashable` type (a struct for several arguments).
 /// aiotools' `typed=True` is therefore always true here: `Args` is a single concrete type, so arguments of different
-/// types can never produce equal keys.
+/// types can never produce equal keys. A function taking several types of argument declares an enum with a case per
+/// type. (`AnyHashable`, whose equality bridges numbers so that `AnyHashable(3) == AnyHashable(3.0)`, is not
+/// `Sendable` and cannot be a key.)
 public struct Memoized<Args: Hashable & Sendable, Value: Sendable>: Sendable {
   /// The cache in front of the function; use it for finer control (``AsyncLRUCache/contains(_:)``, …).
   public let cache: AsyncLRUCache<Args, Value>
