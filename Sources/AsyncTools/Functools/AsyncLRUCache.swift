@@ -88,11 +88,12 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// the caller's module; unspecialised generic dictionary code would be several times slower.
   @inlinable
   func cachedValue(forKey key: Key) -> Value? {
-    let elapsed = self.elapsed
-    let refreshAfter = refreshOnHit ? expireAfter : nil
+    // The clock is read before taking the lock, to keep the lock section short. Only stores (the miss path) need
+    // the time of the lock section itself, to keep the expiry list sorted.
+    let now = elapsed?()
+    let newExpiry = refreshOnHit ? now.flatMap { now in expireAfter.map { now + $0 } } : nil
     return state.withLock { state in
-      let now = elapsed?()
-      return state.hit(key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } })
+      state.hit(key, now: now, refreshingTo: newExpiry)
     }
   }
 

@@ -124,12 +124,27 @@ struct LRUStorage<Key: Hashable, Value> {
 
   // MARK: - Links
 
+  /// Moves `node` to the most recent end. The hit path: one uniqueness check for the whole relink instead of one
+  /// per field write (unchecked buffer access; every index here is a linked node, so in bounds).
   @inlinable
   mutating func promote(_ node: Int) {
     // The common case in hot loops: the entry is already the most recent one.
-    if node == mostRecent { return }
-    unlinkRecency(node)
-    linkMostRecent(node)
+    let head = mostRecent
+    if node == head { return }
+    let none = Self.none
+    var tail = leastRecent
+    nodes.withUnsafeMutableBufferPointer { nodes in
+      // `node` is not the head, so it has a newer neighbour.
+      let newer = nodes[node].newer
+      let older = nodes[node].older
+      nodes[newer].older = older
+      if older != none { nodes[older].newer = newer } else { tail = newer }
+      nodes[node].newer = none
+      nodes[node].older = head
+      nodes[head].newer = node
+    }
+    leastRecent = tail
+    mostRecent = node
   }
 
   @inlinable
