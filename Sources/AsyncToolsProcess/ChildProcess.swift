@@ -25,6 +25,12 @@ import Synchronization
 ///
 /// Every child is reaped as soon as it exits, whether or not anyone awaits it, and the
 /// `ChildProcess` stays alive until then: dropping the object never leaves a zombie behind.
+///
+/// ## Why not swift-subprocess
+/// swift-subprocess 1.0.2 uses the same pidfd + epoll design, but on Linux it cannot pass extra
+/// file descriptors to a child (which the multi-process server needs for its listening sockets) and
+/// has no entry points or readiness handshake; a second reaping machinery in the same process would
+/// gain nothing. So this module has its own small `posix_spawn` path.
 public final class ChildProcess: Sendable, CustomStringConvertible {
   /// The child's process id. Use it for logs; prefer ``send(signal:)`` over `kill(pid, …)`.
   public let pid: Int32
@@ -51,13 +57,13 @@ public final class ChildProcess: Sendable, CustomStringConvertible {
     }
   }
 
-  let state: Mutex<State>
+  let state: SanitizedMutex<State>
   private static let waiterIDs = Atomic<UInt64>(0)
 
   init(pid: Int32, pidfd: Int32) {
     self.pid = pid
     self.usesPidfd = pidfd >= 0
-    self.state = Mutex(State(pidfd: pidfd))
+    self.state = SanitizedMutex(State(pidfd: pidfd))
   }
 
   public var description: String { "ChildProcess(pid: \(pid))" }
@@ -195,6 +201,10 @@ public final class ChildProcess: Sendable, CustomStringConvertible {
       }
       if siPid == pid, let status = ExitStatus(siCode: siCode, siStatus: siStatus) { outcome = .success(status) }
       state.outcome = outcome
+      if state.pidfd >= 0 {  // a pidfd the monitor could not watch
+        close(state.pidfd)
+        state.pidfd = -1
+      }
       defer { state.waiters = [] }
       return (outcome, state.waiters)
     }

@@ -9,6 +9,8 @@ public enum ProcessError: Error, Sendable, Hashable, CustomStringConvertible {
   /// `posix_spawn` failed, for example with `ENOENT` when `executable` does not exist or `EACCES`
   /// when it is not executable.
   case spawnFailed(executable: String, errno: Int32)
+  /// The child could not change to its working directory (missing, not a directory, no permission).
+  case workingDirectoryUnavailable(String, errno: Int32)
   /// A child started with an entry point died before it reported being ready (it crashed during
   /// start-up, was killed, or its `main` does not call ``ChildProcess/bootstrap()``).
   case diedBeforeReady(ChildProcess.ExitStatus)
@@ -25,6 +27,8 @@ public enum ProcessError: Error, Sendable, Hashable, CustomStringConvertible {
     switch self {
     case .spawnFailed(let executable, let code):
       "cannot start \(executable): \(Self.errorString(code))"
+    case .workingDirectoryUnavailable(let path, let code):
+      "cannot start a child in working directory \(path): \(Self.errorString(code))"
     case .diedBeforeReady(let status):
       "child process died before it was ready: \(status)"
     case .unknownEntryPoint(let name):

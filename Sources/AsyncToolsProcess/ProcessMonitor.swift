@@ -1,4 +1,5 @@
 #if os(Linux)
+import AsyncTools
 import CAsyncToolsShims
 import Glibc
 import Synchronization
@@ -28,7 +29,7 @@ package final class ProcessMonitor: Sendable {
     var jobs: [@Sendable () -> Void] = []
   }
 
-  private static let instance = Mutex<ProcessMonitor?>(nil)
+  private static let instance = SanitizedMutex<ProcessMonitor?>(nil)
 
   /// The process-wide monitor, started on first use.
   package static func shared() throws(ProcessError) -> ProcessMonitor {
@@ -42,7 +43,7 @@ package final class ProcessMonitor: Sendable {
 
   private let epollFD: Int32
   private let wakeFD: Int32
-  private let state = Mutex(State())
+  private let state = SanitizedMutex(State())
   private let nextToken = Atomic<UInt64>(1)
 
   private init() throws(ProcessError) {

@@ -86,7 +86,13 @@ struct SpawnRequest: Sendable {
     } else {
       result = posix_spawnp(&pid, executable, &actions, &attributes, argv.pointers, envp?.pointers ?? environ)
     }
-    guard result == 0 else { return .failure(.spawnFailed(executable: executable, errno: result)) }
+    guard result == 0 else {
+      // posix_spawn reports a failed chdir like a failed exec: tell the two apart for the message.
+      if let workingDirectory, access(workingDirectory, X_OK) != 0 {
+        return .failure(.workingDirectoryUnavailable(workingDirectory, errno: errno))
+      }
+      return .failure(.spawnFailed(executable: executable, errno: result))
+    }
     // pidfd_open on an unreaped child always succeeds (it may already be a zombie): only this
     // process reaps it, and not before it is watched.
     let pidfd = openPidfd ? asynctools_pidfd_open(pid, 0) : -1

@@ -50,6 +50,15 @@ import Testing
     }
   }
 
+  @Test func missingWorkingDirectoryThrowsAnErrorNamingTheDirectory() async throws {
+    try await withWatchdog {
+      let error = await #expect(throws: ProcessError.self) {
+        _ = try await ChildProcess.spawn(executable: "/bin/pwd", workingDirectory: "/nonexistent/asynctools-dir")
+      }
+      #expect(error == .workingDirectoryUnavailable("/nonexistent/asynctools-dir", errno: ENOENT))
+    }
+  }
+
   @Test func ownProcessGroupMakesTheChildAGroupLeader() async throws {
     try await withWatchdog {
       let own = try await ChildProcess.spawn(executable: "/bin/sleep", arguments: ["100"], options: .init(processGroup: .own))

@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTesting
 import Testing
 
 private typealias Gate = CancellationFixtures.Gate
@@ -120,6 +121,19 @@ struct CancelAndWaitTests {
     #expect(value == 42)
   }
 
+  @Test func theCallersCancellationWinsOverAValueReturnedByTheTarget() async throws {
+    let target = Task<Int, any Error> {
+      do { try await suspendUntilCancelled() } catch {}
+      return 42
+    }
+    let caller = Task<Int?, any Error> {
+      withUnsafeCurrentTask { $0?.cancel() }
+      return try await target.cancelAndWait()
+    }
+    #expect(CancellationFixtures.isCancellation(await caller.result))
+    #expect(try await target.value == 42, "the target itself completed normally")
+  }
+
   @Test func anAlreadyCompletedTaskHasItsValueReturned() async throws {
     let task = Task<Int, any Error> { 7 }
     _ = try await task.value
@@ -196,8 +210,12 @@ struct CancelAndWaitTests {
 
   @Test func groupedFormReturnsNormallyWhenEveryTaskEndsByCancellationOrValue() async throws {
     let tasks: [Task<Int, any Error>] = [
-      Task { try await suspendUntilCancelled(); return 0 },
-      Task { do { try await suspendUntilCancelled() } catch {}; return 1 },
+      Task {
+        try await suspendUntilCancelled(); return 0
+      },
+      Task {
+        do { try await suspendUntilCancelled() } catch {}; return 1
+      },
       Task { 2 },
     ]
     try await cancelAndWait(tasks)
@@ -251,5 +269,60 @@ struct CancelAndWaitTests {
       try await cancelAndWait([Task<Void, any Error>]())
     }
     try await caller.value
+  }
+}
+
+// MARK: - Virtual time
+
+@Suite("cancelAndWait in virtual time")
+struct CancelAndWaitVirtualTimeTests {
+  @Test func waitsForACleanupThatTakesTime() async throws {
+    try await withVirtualTime { clock in
+      let task = Task {
+        do { try await clock.sleep(for: .seconds(100)) } catch {
+          try await withCancellationShield { try await clock.sleep(for: .seconds(2)) }
+          throw error
+        }
+      }
+      try await clock.sleep(for: .seconds(1))
+      #expect(try await task.cancelAndWait() == nil)
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
+  @Test func groupedFormRunsAllCleanupsConcurrently() async throws {
+    try await withVirtualTime { clock in
+      let tasks = (1...3).map { index in
+        Task {
+          do { try await clock.sleep(for: .seconds(100)) } catch {
+            try await withCancellationShield { try await clock.sleep(for: .seconds(index)) }
+            throw error
+          }
+        }
+      }
+      try await clock.sleep(for: .seconds(1))
+      try await cancelAndWait(tasks)
+      #expect(clock.now.offset == .seconds(4), "1 s + the slowest cleanup (3 s), not 1 + 1 + 2 + 3")
+    }
+  }
+
+  @Test func groupedFormCancelsEveryTaskBeforeWaitingForAny() async throws {
+    try await withVirtualTime { clock in
+      let cancelled = CancellationFixtures.Counter()
+      let allCancelled = Gate()
+      let tasks = (0..<3).map { _ in
+        Task {
+          do { try await clock.sleep(for: .seconds(100)) } catch {
+            if cancelled.increment() == 3 { allCancelled.open() }
+            // Sequential cancel-then-wait would deadlock here; the virtual driver reports that.
+            await allCancelled.wait()
+            throw error
+          }
+        }
+      }
+      try await clock.sleep(for: .seconds(1))
+      try await cancelAndWait(tasks)
+      #expect(cancelled.current == 3)
+    }
   }
 }

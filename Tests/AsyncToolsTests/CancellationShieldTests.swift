@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTesting
 import Testing
 
 private typealias Gate = CancellationFixtures.Gate
@@ -162,4 +163,26 @@ struct CancellationShieldTests {
 
 @MainActor private final class MainActorModel {
   var count = 0
+}
+
+// MARK: - Virtual time
+
+@Suite("withCancellationShield in virtual time")
+struct CancellationShieldVirtualTimeTests {
+  @Test func aCancellationDuringTheShieldIsReportedWhenTheBodyEnds() async throws {
+    try await withVirtualTime { clock in
+      let finished = CancellationFixtures.Counter()
+      let caller = Task {
+        try await withCancellationShield {
+          try await clock.sleep(for: .seconds(5))
+          finished.increment()
+        }
+      }
+      try await clock.sleep(for: .seconds(1))
+      caller.cancel()
+      #expect(CancellationFixtures.isCancellation(await caller.result))
+      #expect(clock.now.offset == .seconds(5), "the body slept its full 5 s despite the cancel at 1 s")
+      #expect(finished.current == 1)
+    }
+  }
 }

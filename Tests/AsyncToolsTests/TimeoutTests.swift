@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTesting
 import Testing
 
 private typealias Gate = CancellationFixtures.Gate
@@ -163,6 +164,11 @@ struct TimeoutTests {
     #expect(error3?.code == .invalidArgument)
   }
 
+  @Test func aHugeDurationMeansEffectivelyNoTimeout() async throws {
+    #expect(try await withTimeout(.seconds(Int64.max)) { 1 } == 1)
+    #expect(try await moveOnAfter(.seconds(Int64.max), clock: SuspendingClock()) { 2 } == 2)
+  }
+
   @Test func timeoutErrorDescribesTheDurationAndDeadline() {
     let withDuration = TimeoutError(deadline: ContinuousClock.now, duration: .seconds(3))
     #expect(withDuration.description.hasPrefix("timed out after 3.0 seconds (deadline "))
@@ -188,4 +194,207 @@ struct TimeoutTests {
 
 private enum TimeoutTestLocals {
   @TaskLocal static var tag = ""
+}
+
+// MARK: - Virtual time
+
+@Suite("withTimeout and moveOnAfter in virtual time")
+struct TimeoutVirtualTimeTests {
+  @Test func theTimeoutFiresAtTheExactDeadline() async throws {
+    try await withVirtualTime { clock in
+      let error = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(3), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+      }
+      #expect(clock.now.offset == .seconds(3))
+      #expect(error?.duration == .seconds(3))
+      #expect((error?.deadline as? VirtualClock.Instant)?.offset == .seconds(3))
+      #expect(error?.description == "timed out after 3.0 seconds (deadline +3.0 seconds)")
+    }
+  }
+
+  @Test func aBodyFinishingBeforeTheDeadlineDoesNotWaitForIt() async throws {
+    try await withVirtualTime { clock in
+      let value = try await withTimeout(.seconds(3), clock: clock) {
+        try await clock.sleep(for: .seconds(2))
+        return "done"
+      }
+      #expect(value == "done")
+      #expect(clock.now.offset == .seconds(2), "the cancelled timer must not keep time running")
+    }
+  }
+
+  @Test func withTimeoutAtFiresAtTheGivenInstant() async throws {
+    try await withVirtualTime { clock in
+      let deadline = clock.now.advanced(by: .seconds(4))
+      let error = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(at: deadline, clock: clock) { try await clock.sleep(for: .seconds(10)) }
+      }
+      #expect(clock.now == deadline)
+      #expect(error?.deadline as? VirtualClock.Instant == deadline)
+      #expect(error?.duration == nil)
+    }
+  }
+
+  @Test func moveOnAfterReturnsNilAtTheDeadline() async throws {
+    try await withVirtualTime { clock in
+      let value = try await moveOnAfter(.seconds(5), clock: clock) { () async throws -> Int in
+        try await clock.sleep(for: .seconds(10))
+        return 1
+      }
+      #expect(value == nil)
+      #expect(clock.now.offset == .seconds(5))
+    }
+  }
+
+  @Test func moveOnAfterReturnsTheValueOfABodyThatFinishesInTime() async throws {
+    try await withVirtualTime { clock in
+      let value = try await moveOnAfter(.seconds(5), clock: clock) { () async throws -> Int in
+        try await clock.sleep(for: .seconds(1))
+        return 1
+      }
+      #expect(value == 1)
+      #expect(clock.now.offset == .seconds(1))
+    }
+  }
+
+  @Test func theTimeoutWaitsForTheBodysCleanup() async throws {
+    try await withVirtualTime { clock in
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(3), clock: clock) {
+          do {
+            try await clock.sleep(for: .seconds(10))
+          } catch {
+            try await withCancellationShield { try await clock.sleep(for: .seconds(1)) }
+            throw error
+          }
+        }
+      }
+      #expect(clock.now.offset == .seconds(4), "deadline 3 s + 1 s of shielded cleanup")
+    }
+  }
+
+  @Test func anErrorThrownAfterTheDeadlineWinsOverTheTimeout() async throws {
+    try await withVirtualTime { clock in
+      await #expect(throws: Boom(1)) {
+        try await withTimeout(.seconds(3), clock: clock) {
+          do { try await clock.sleep(for: .seconds(10)) } catch { throw Boom(1) }
+        }
+      }
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
+  @Test func aTimeoutInsideAShieldStillFires() async throws {
+    try await withVirtualTime { clock in
+      let error = await #expect(throws: TimeoutError.self) {
+        try await withCancellationShield {
+          try await withTimeout(.seconds(2), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      #expect(error?.duration == .seconds(2))
+      #expect(clock.now.offset == .seconds(2), "aiotools neutralises this timeout; we do not")
+    }
+  }
+
+  @Test func aTimeoutInsideAShieldFiresWhileTheCallerIsCancelled() async throws {
+    try await withVirtualTime { clock in
+      let caller = Task {
+        try await withCancellationShield {
+          try await withTimeout(.seconds(2), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      try await clock.sleep(for: .seconds(1))
+      caller.cancel()
+      let error = await #expect(throws: TimeoutError.self) { try await caller.value }
+      #expect(error?.duration == .seconds(2), "the body's TimeoutError wins over the deferred cancellation")
+      #expect(clock.now.offset == .seconds(2))
+    }
+  }
+
+  @Test func aTimeoutAroundAShieldIsDeferredUntilTheShieldedBodyEnds() async throws {
+    try await withVirtualTime { clock in
+      let events = Recorder<String>()
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(1), clock: clock) {
+          try await withCancellationShield {
+            try await clock.sleep(for: .seconds(5))
+            events.record("shielded body finished")
+          }
+          events.record("after the shield")
+        }
+      }
+      #expect(clock.now.offset == .seconds(5))
+      #expect(events.all == ["shielded body finished"])
+    }
+  }
+
+  @Test func theInnermostExpiredTimeoutIsReported() async throws {
+    try await withVirtualTime { clock in
+      let outerFirst = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(2), clock: clock) {
+          try await withTimeout(.seconds(5), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      #expect(outerFirst?.duration == .seconds(2), "the outer deadline passed: the inner one is just cancelled")
+      #expect(clock.now.offset == .seconds(2))
+      let innerFirst = await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(5), clock: clock) {
+          try await withTimeout(.seconds(2), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+        }
+      }
+      #expect(innerFirst?.duration == .seconds(2), "the inner TimeoutError passes the outer scope unchanged")
+      #expect(clock.now.offset == .seconds(4))
+    }
+  }
+
+  @Test func aDeadlineMillenniaAwayStillFiresAtTheExactInstant() async throws {
+    try await withVirtualTime { clock in
+      let far = Duration.seconds(2_500_000_000_000)  // longer than one timer sleep, taken in steps
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(far, clock: clock) { try await clock.sleep(for: far * 2) }
+      }
+      #expect(clock.now.offset == far)
+    }
+  }
+
+  @Test func theToleranceAndDeadlineArePassedToTheClock() async throws {
+    try await withVirtualTime { clock in
+      let recording = RecordingClock(base: clock)
+      await #expect(throws: TimeoutError.self) {
+        try await withTimeout(.seconds(3), tolerance: .milliseconds(250), clock: recording) {
+          try await clock.sleep(for: .seconds(10))
+        }
+      }
+      #expect(recording.sleeps.all == [RecordingClock.Sleep(deadline: .seconds(3), tolerance: .milliseconds(250))])
+      #expect(clock.now.offset == .seconds(3))
+    }
+  }
+
+  @Test func cancellingTheCallerBeforeTheDeadlineThrowsCancellationAtThatInstant() async throws {
+    try await withVirtualTime { clock in
+      let caller = Task {
+        try await withTimeout(.seconds(3), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+      }
+      try await clock.sleep(for: .seconds(1))
+      caller.cancel()
+      #expect(CancellationFixtures.isCancellation(await caller.result))
+      #expect(clock.now.offset == .seconds(1))
+    }
+  }
+}
+
+/// A clock that forwards to a `VirtualClock` and records every `sleep(until:tolerance:)`.
+private struct RecordingClock: Clock {
+  struct Sleep: Equatable, Sendable {
+    var deadline: Duration
+    var tolerance: Duration?
+  }
+  let base: VirtualClock
+  let sleeps = Recorder<Sleep>()
+  var now: VirtualClock.Instant { base.now }
+  var minimumResolution: Duration { base.minimumResolution }
+  func sleep(until deadline: VirtualClock.Instant, tolerance: Duration?) async throws {
+    sleeps.record(Sleep(deadline: deadline.offset, tolerance: tolerance))
+    try await base.sleep(until: deadline, tolerance: tolerance)
+  }
 }

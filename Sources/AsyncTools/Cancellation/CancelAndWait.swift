@@ -34,6 +34,9 @@ extension Task {
   ///
   /// Any `CancellationError` the target throws counts as the one this call caused: without cancel
   /// counts, a cancellation someone else requested earlier looks the same.
+  ///
+  /// Do not call it on the task you are running in: like awaiting one's own `value`, it would wait
+  /// for itself forever.
   @discardableResult
   public func cancelAndWait() async throws -> Success? {
     cancel()

@@ -28,6 +28,8 @@ import Synchronization
 /// - A zero or negative `duration` is not an error: the deadline is already past, so the body
 ///   starts already cancelled and runs until its first cancellation checkpoint (aiotools runs it
 ///   until its first `await`). A body without checkpoints still completes and returns its value.
+/// - A huge `duration` such as `.seconds(Int64.max)` is fine and means "effectively never" (a plain
+///   `ContinuousClock.sleep` would trap on it).
 /// - If the calling task is cancelled, the body is cancelled too and the call throws
 ///   `CancellationError`, not `TimeoutError` — even if the deadline passed at the same moment.
 /// - Inside ``withCancellationShield(_:)`` the timeout still fires; around a shield, the shield
@@ -115,6 +117,9 @@ public func moveOnAfter<T: Sendable, C: Clock>(
   }
 }
 
+/// The longest single timer sleep: about 31,700 years, far below what clocks can represent.
+private let maximumSleep = Duration.seconds(1_000_000_000_000)
+
 /// How a race between a body and its deadline ended, when it did not throw.
 private enum RaceOutcome<T> {
   case completed(T)
@@ -152,14 +157,22 @@ private func race<T: Sendable, C: Clock>(
       }
     }
     var expired = false
-    if deadline <= clock.now {
+    let now = clock.now
+    if deadline <= now {
       // Deadline already past: no timer child, the body simply starts cancelled.
       expired = true
       group.cancelAll()
     } else {
       group.addTask {
         do {
-          try await clock.sleep(until: deadline, tolerance: tolerance)
+          // `ContinuousClock` traps on a deadline whose seconds overflow `Int64` (a timeout of
+          // `.seconds(Int64.max)`, used to mean "forever"), so far deadlines are approached in
+          // steps a clock can represent. Ordinary deadlines take exactly one sleep.
+          var step = now
+          repeat {
+            step = step.advanced(by: maximumSleep)
+            try await clock.sleep(until: min(step, deadline), tolerance: tolerance)
+          } while step < deadline
           return .timerFired
         } catch {
           return .timerStopped

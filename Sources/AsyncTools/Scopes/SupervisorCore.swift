@@ -1,0 +1,102 @@
+import DequeModule
+import Synchronization
+
+/// The restart machinery shared by the children of one supervisor: the intensity window, the random source for
+/// jitter, the clock, and the first reason to give up. Only restarting children touch it, and only when they end,
+/// so ``RestartPolicy/never`` children cost nothing extra.
+final class SupervisorCore: Sendable {
+  struct State {
+    /// When recent restarts happened, as offsets from the supervisor's start; oldest first.
+    var restarts: Deque<Duration> = []
+    var gaveUp: SupervisorError?
+  }
+
+  let intensity: RestartIntensity
+  let backoff: Backoff
+  let errorHandler: @Sendable (any Error) -> Void
+  private let elapsed: @Sendable () -> Duration
+  private let sleep: @Sendable (Duration) async throws -> Void
+  private let random: Mutex<any RandomNumberGenerator & Sendable>
+  private let state = Mutex(State())
+  private let unnamedChildren = Atomic<Int>(0)
+
+  init<C: Clock<Duration>>(
+    intensity: RestartIntensity, backoff: Backoff, clock: C, random: some RandomNumberGenerator & Sendable,
+    errorHandler: @escaping @Sendable (any Error) -> Void
+  ) {
+    self.intensity = intensity
+    self.backoff = backoff
+    self.errorHandler = errorHandler
+    let start = clock.now
+    self.elapsed = { start.duration(to: clock.now) }
+    self.sleep = { delay in try await clock.sleep(until: clock.now.advanced(by: delay), tolerance: nil) }
+    self.random = Mutex(random)
+  }
+
+  /// The first reason the supervisor gave up, if it did.
+  var gaveUp: SupervisorError? { state.withLock { $0.gaveUp } }
+
+  /// A name for a child added without one: `"child #N"`, numbered from 1 in the order children are added.
+  func nameForUnnamedChild() -> String {
+    "child #\(unnamedChildren.wrappingAdd(1, ordering: .relaxed).newValue)"
+  }
+
+  /// Runs a restartable child until its policy says stop, the supervisor is cancelled, or the intensity limit
+  /// is crossed (then throws ``SupervisorError``).
+  /// `scope` is the supervisor's task scope: a ``TaskScope/Handle/cancelAll()`` reaches the group through a helper
+  /// task, so the loop also checks the request itself to never restart a child of a cancelled supervisor.
+  func supervise(
+    child: String, restart: RestartPolicy, scope: TaskScopeCore, operation: () async throws -> Void
+  ) async throws(SupervisorError) {
+    var consecutive = 0
+    while !Task.isCancelled && !scope.isCancelRequested {
+      let runStarted = elapsed()
+      var failure: (any Error)?
+      do {
+        try await operation()
+      } catch is CancellationError {
+        // Not a failure: treated like a normal return.
+      } catch {
+        errorHandler(error)
+        failure = error
+      }
+      if Task.isCancelled || scope.isCancelRequested { return }
+      switch restart {
+      case .never: return
+      case .onFailure: if failure == nil { return }
+      case .always: break
+      }
+      let now = elapsed()
+      if now - runStarted >= intensity.period { consecutive = 0 }
+      try recordRestart(of: child, at: now, lastFailure: failure)
+      let delay = backoff.delay(beforeRestart: consecutive, unit: backoff.jitter > 0 ? randomUnit() : 0)
+      consecutive += 1
+      if delay > .zero {
+        do { try await sleep(delay) } catch { return }  // cancelled while backing off: the supervisor is stopping
+      }
+    }
+  }
+
+  private func recordRestart(of child: String, at now: Duration, lastFailure: (any Error)?) throws(SupervisorError) {
+    let intensity = self.intensity
+    let error = state.withLock { state -> SupervisorError? in
+      if let gaveUp = state.gaveUp { return gaveUp }
+      // Forget restarts that left the window (older than `period` ago).
+      while let oldest = state.restarts.first, now - oldest >= intensity.period { state.restarts.removeFirst() }
+      if state.restarts.count >= intensity.maxRestarts {
+        let error = SupervisorError(
+          code: .restartIntensityExceeded, child: child, restarts: state.restarts.count + 1,
+          period: intensity.period, lastFailure: lastFailure)
+        state.gaveUp = error
+        return error
+      }
+      state.restarts.append(now)
+      return nil
+    }
+    if let error { throw error }
+  }
+
+  private func randomUnit() -> Double {
+    random.withLock { generator in Double(generator.next() >> 11) * 0x1p-53 }
+  }
+}

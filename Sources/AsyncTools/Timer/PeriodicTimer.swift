@@ -1,0 +1,109 @@
+/// A running periodic timer: it calls a tick body every interval until ``cancel()`` — aiotools'
+/// `create_timer`, with more policies, a drift-free schedule and an injectable clock.
+///
+/// ```swift
+/// let heartbeat = try PeriodicTimer.start(every: .seconds(5)) { tick in
+///   try await peer.sendHeartbeat(sequence: tick.number)
+/// }
+/// …
+/// await heartbeat.cancel()   // returns once every running tick has finished its cleanup
+/// ```
+///
+/// Prefer ``withTimer(every:initialDelay:policy:schedule:clock:onError:_:body:isolation:)`` when the timer
+/// lives only for the duration of some work; use this handle for a timer owned by a long-lived
+/// object.
+///
+/// Semantics:
+/// - **Ticks are child tasks** of the timer's own task. The first tick falls due at once (aiotools)
+///   or after `initialDelay`; the next ones follow the ``Schedule`` (``Schedule/fixedRate`` by
+///   default: tick *n* is due at `start + n × interval`, no drift).
+/// - **A slow tick** is handled by the ``DelayPolicy``: run side by side (``DelayPolicy/overlap``,
+///   the default), cancel and await it before the next (``DelayPolicy/cancelPrevious``), or skip
+///   the ticks due meanwhile (``DelayPolicy/skipWhileRunning``).
+/// - **A failing tick** does not stop the timer (aiotools #86): its error goes to `onError`, or is
+///   logged with a swift-log `Logger(label: "AsyncTools.Timer")` at error level. A tick that ends
+///   with `CancellationError` because it was cancelled is not a failure.
+/// - **Stopping**: ``cancel()`` cancels the timer and every running tick, and returns only after
+///   all of them have finished, cleanup included. Dropping the last reference to a timer also
+///   cancels it, but nobody waits for its ticks then: call ``cancel()``.
+///
+/// The timer runs in an unstructured task, so it does not inherit the cancellation of the task
+/// that started it (it does inherit its priority and task-local values).
+public final class PeriodicTimer: Sendable {
+  private let task: Task<Void, Never>
+
+  private init(task: Task<Void, Never>) {
+    self.task = task
+  }
+
+  deinit {
+    // A timer nobody can stop any more must not tick forever.
+    task.cancel()
+  }
+
+  /// Starts a timer that runs `tick` every `interval` on `clock`, until ``cancel()``.
+  ///
+  /// - Parameters:
+  ///   - interval: the period of the schedule. Must be positive.
+  ///   - initialDelay: how long after the start the first tick falls due; zero (the default, as
+  ///     in aiotools) runs it at once. Must not be negative.
+  ///   - policy: what happens when a tick is due while an earlier one still runs; ``DelayPolicy/overlap``
+  ///     (aiotools' `DEFAULT`) by default.
+  ///   - schedule: how deadlines are computed; ``Schedule/fixedRate`` (no drift) by default,
+  ///     ``Schedule/fixedDelay`` for aiotools' schedule.
+  ///   - clock: the clock to sleep on (a `VirtualClock` in tests). The overload without `clock`
+  ///     uses `ContinuousClock()`.
+  ///   - onError: called with every error a tick throws (except the `CancellationError` of a
+  ///     cancelled tick), exactly once per error, on the failing tick's task. `nil` (the default)
+  ///     logs it to `Logger(label: "AsyncTools.Timer")`.
+  ///   - tick: the work to do on every tick; it receives the tick's number and due instant.
+  /// - Returns: the running timer. Keep it, and call ``cancel()`` to stop it.
+  /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `interval` is not positive or
+  ///   `initialDelay` is negative; the timer is not started then.
+  public static func start<C: Clock>(
+    every interval: Duration,
+    initialDelay: Duration = .zero,
+    policy: DelayPolicy = .overlap,
+    schedule: Schedule = .fixedRate,
+    clock: C,
+    onError: (@Sendable (any Error, Tick<C>) -> Void)? = nil,
+    _ tick: @escaping @Sendable (Tick<C>) async throws -> Void
+  ) throws(AsyncToolsError) -> PeriodicTimer where C.Duration == Duration {
+    let engine = try TimerEngine(
+      interval: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
+      onError: onError, body: tick)
+    return PeriodicTimer(task: Task { await engine.run() })
+  }
+
+  /// Starts a timer on `ContinuousClock`; see
+  /// ``start(every:initialDelay:policy:schedule:clock:onError:_:)`` for the semantics.
+  public static func start(
+    every interval: Duration,
+    initialDelay: Duration = .zero,
+    policy: DelayPolicy = .overlap,
+    schedule: Schedule = .fixedRate,
+    onError: (@Sendable (any Error, Tick<ContinuousClock>) -> Void)? = nil,
+    _ tick: @escaping @Sendable (Tick<ContinuousClock>) async throws -> Void
+  ) throws(AsyncToolsError) -> PeriodicTimer {
+    try start(
+      every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: ContinuousClock(),
+      onError: onError, tick)
+  }
+
+  /// Stops the timer: cancels its loop and every running tick, and returns once all of them have
+  /// finished, cleanup included. No tick starts after this call, and none is running when it
+  /// returns.
+  ///
+  /// Calling it again, or from several tasks at once, is harmless: every call returns once the
+  /// timer has stopped. Cancelling the caller does not cut the wait short (the ticks' cleanup
+  /// cannot be interrupted by it); check `Task.isCancelled` afterwards if you need to know.
+  public func cancel() async {
+    task.cancel()
+    await task.value
+  }
+
+  /// Whether ``cancel()`` was called (or the timer was dropped); the ticks may still be finishing.
+  public var isCancelled: Bool {
+    task.isCancelled
+  }
+}

@@ -1,0 +1,118 @@
+import Logging
+import Synchronization
+
+/// The running part of a timer, shared by ``PeriodicTimer`` and `withTimer`: its configuration
+/// and its loop. One object per timer, so each tick's child task captures one reference.
+final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
+  typealias Tick = PeriodicTimer.Tick<C>
+
+  let interval: Duration
+  let initialDelay: Duration
+  let policy: PeriodicTimer.DelayPolicy
+  let schedule: PeriodicTimer.Schedule
+  let clock: C
+  let onError: (@Sendable (any Error, Tick) -> Void)?
+  let body: @Sendable (Tick) async throws -> Void
+  /// Whether a tick is running; only used by `.skipWhileRunning`, where ticks never overlap, so
+  /// one flag set by the loop and cleared by the tick is enough.
+  let running = Atomic<Bool>(false)
+
+  /// Validates the arguments; the messages name the offending parameter.
+  init(
+    interval: Duration, initialDelay: Duration, policy: PeriodicTimer.DelayPolicy,
+    schedule: PeriodicTimer.Schedule, clock: C, onError: (@Sendable (any Error, Tick) -> Void)?,
+    body: @escaping @Sendable (Tick) async throws -> Void
+  ) throws(AsyncToolsError) {
+    try interval.requirePositive("interval")
+    if initialDelay < .zero {
+      throw .invalidArgument("initialDelay must not be negative, got \(initialDelay)")
+    }
+    self.interval = interval
+    self.initialDelay = initialDelay
+    self.policy = policy
+    self.schedule = schedule
+    self.clock = clock
+    self.onError = onError
+    self.body = body
+  }
+
+  /// Runs the timer until the calling task is cancelled; returns once every tick it started has
+  /// finished, cleanup included. Never throws: tick errors go to `onError`.
+  func run() async {
+    let start = clock.now.advanced(by: initialDelay)
+    var scheduler = TickScheduler<C>(start: start, interval: interval, schedule: schedule)
+    if initialDelay > .zero {
+      do { try await clock.sleep(until: start, tolerance: nil) } catch { return }
+    }
+    switch policy.kind {
+    case .overlap, .skipWhileRunning:
+      await runConcurrentTicks(&scheduler)
+    case .cancelPrevious:
+      await runOneTickAtATime(&scheduler)
+    }
+  }
+
+  /// `.overlap` and `.skipWhileRunning`: one discarding group for the timer's whole life. Its
+  /// children are the ticks; they inherit the cancellation of the timer's task, and the group
+  /// waits for all of them before `run()` returns.
+  private func runConcurrentTicks(_ scheduler: inout TickScheduler<C>) async {
+    let skipWhileRunning = policy == .skipWhileRunning
+    await withDiscardingTaskGroup { group in
+      while !Task.isCancelled {
+        let tick = scheduler.tick
+        if !skipWhileRunning {
+          group.addTask { await self.runTick(tick) }
+        } else if !running.load(ordering: .acquiring) {
+          running.store(true, ordering: .releasing)
+          group.addTask {
+            await self.runTick(tick)
+            self.running.store(false, ordering: .releasing)
+          }
+        }
+        scheduler.advance(now: clock.now)
+        do { try await clock.sleep(until: scheduler.deadline, tolerance: nil) } catch { return }
+      }
+    }
+  }
+
+  /// `.cancelPrevious`: each tick runs in its own group, beside the loop's sleep until the next
+  /// deadline. At that deadline the group cancels the tick and waits for it — the "cancel and
+  /// await the previous tick" of aiotools, without a per-tick `Task` handle.
+  private func runOneTickAtATime(_ scheduler: inout TickScheduler<C>) async {
+    while !Task.isCancelled {
+      let tick = scheduler.tick
+      let stopped = await withDiscardingTaskGroup { group in
+        group.addTask { await self.runTick(tick) }
+        scheduler.advance(now: clock.now)
+        do {
+          try await clock.sleep(until: scheduler.deadline, tolerance: nil)
+        } catch {
+          return true  // the timer is stopping: the tick is cancelled with it and awaited here
+        }
+        group.cancelAll()
+        return false
+      }
+      if stopped { return }
+    }
+  }
+
+  /// Runs one tick and reports its failure. A `CancellationError` from a cancelled tick is the
+  /// expected end of a cancelled tick, not a failure.
+  private func runTick(_ tick: Tick) async {
+    do {
+      try await body(tick)
+    } catch {
+      if error is CancellationError && Task.isCancelled { return }
+      if let onError {
+        onError(error, tick)
+      } else {
+        timerLogger.error(
+          "timer tick failed; the timer keeps running",
+          metadata: ["tick": "\(tick.number)", "error": "\(String(reflecting: error))"])
+      }
+    }
+  }
+}
+
+/// Where tick failures go when no `onError` handler is given.
+let timerLogger = Logger(label: "AsyncTools.Timer")
