@@ -1,13 +1,12 @@
 import AsyncTools
-import Synchronization
 import Testing
 
 @Suite("aiter(sentinel:)")
 struct AiterTests {
   /// Hands out the given values one per call, counting calls.
   final class Source: Sendable {
-    private let state: Mutex<(values: [Int?], calls: Int)>
-    init(_ values: [Int?]) { state = Mutex((values, 0)) }
+    private let state: SanitizedMutex<(values: [Int?], calls: Int)>
+    init(_ values: [Int?]) { state = SanitizedMutex((values, 0)) }
     func next() async -> Int? {
       state.withLock { state in
         state.calls += 1

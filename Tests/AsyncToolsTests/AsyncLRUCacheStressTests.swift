@@ -4,7 +4,6 @@
   import Darwin
 #endif
 import AsyncTools
-import Synchronization
 import Testing
 
 /// What every computation of one stress round did, to check the single-flight invariant as it happens.
@@ -22,7 +21,7 @@ private final class FlightLedger: Sendable {
     var epochs: [Int: Int] = [:]
     var violations: [String] = []
   }
-  private let state = Mutex(State())
+  private let state = SanitizedMutex(State())
 
   /// Registers the computation a caller would start on a miss (used only if it does miss).
   func prepare(key: Int) -> Int {

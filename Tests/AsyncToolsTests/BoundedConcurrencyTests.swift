@@ -1,12 +1,11 @@
 import AsyncTools
-import Synchronization
 import Testing
 
 @Suite("Bounded concurrency")
 struct BoundedConcurrencyTests {
   /// Tracks how many operations run at once and the highest that number reached.
   final class Occupancy: Sendable {
-    private let state = Mutex((current: 0, peak: 0))
+    private let state = SanitizedMutex((current: 0, peak: 0))
     func enter() { state.withLock { $0.current += 1; $0.peak = max($0.peak, $0.current) } }
     func leave() { state.withLock { $0.current -= 1 } }
     var peak: Int { state.withLock { $0.peak } }
@@ -77,7 +76,7 @@ struct BoundedConcurrencyTests {
 
   @Test func concurrentForEachVisitsEveryElementWithinTheBound() async throws {
     let occupancy = Occupancy()
-    let sum = Mutex(0)
+    let sum = SanitizedMutex(0)
     try await (1...100).concurrentForEach(maxConcurrency: 5) { value in
       occupancy.enter()
       defer { occupancy.leave() }

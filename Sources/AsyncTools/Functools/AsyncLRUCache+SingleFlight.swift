@@ -11,7 +11,7 @@ extension AsyncLRUCache {
     let refreshAfter = refreshOnHit ? expireAfter : nil
     var plan: CacheState<Key, Value>.MissPlan
     while true {
-      plan = state.withLock { state in
+      plan = withState { state in
         let now = elapsed?()
         return state.joinOrStart(key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } }) {
           flight in
@@ -32,7 +32,7 @@ extension AsyncLRUCache {
       // An abandoned computation for this key is still being cancelled by its last waiter; finish that (cancelling
       // twice is harmless) so that two uncancelled computations for one key never overlap.
       task.cancel()
-      state.withLock { $0.cancelIssued(for: abandoned) }
+      withState { $0.cancelIssued(for: abandoned) }
     }
     switch plan {
     case .hit(let value):
@@ -47,23 +47,23 @@ extension AsyncLRUCache {
   private func wait(flight: UInt64, waiter: UInt64) async throws -> Value {
     try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation { continuation in
-        let immediate = state.withLock { $0.install(continuation, flight: flight, waiter: waiter) }
+        let immediate = withState { $0.install(continuation, flight: flight, waiter: waiter) }
         if let immediate { continuation.resume(with: immediate) }
       }
     } onCancel: {
-      let actions = state.withLock { $0.cancelWaiter(flight: flight, waiter: waiter) }
+      let actions = withState { $0.cancelWaiter(flight: flight, waiter: waiter) }
       actions.resume?.resume(throwing: CancellationError())
       if let task = actions.cancel {
         // The last waiter left: cancel the work, and only then let a new computation for the key start.
         task.cancel()
-        state.withLock { $0.cancelIssued(for: flight) }
+        withState { $0.cancelIssued(for: flight) }
       }
     }
   }
 
   private func finish(flight: UInt64, with outcome: Result<Value, any Error>) {
     let elapsed = self.elapsed
-    let resumptions = state.withLock { state in
+    let resumptions = withState { state in
       state.finish(flight: flight, with: outcome, now: elapsed?(), expireAfter: expireAfter, maxSize: maxSize)
     }
     for (continuation, outcome) in resumptions {
