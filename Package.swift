@@ -35,6 +35,7 @@ let package = Package(
     .target(
       name: "AsyncTools",
       dependencies: [
+        "CAsyncToolsShims",
         .product(name: "DequeModule", package: "swift-collections"),
         .product(name: "HeapModule", package: "swift-collections"),
         .product(name: "Logging", package: "swift-log"),
@@ -123,7 +124,12 @@ let package = Package(
     ),
     .testTarget(
       name: "AsyncToolsServerTests",
-      dependencies: ["AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting"],
+      dependencies: [
+        "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "EchoServer",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ],
       swiftSettings: strict
     ),
   ]

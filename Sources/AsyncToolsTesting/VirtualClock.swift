@@ -1,3 +1,4 @@
+import AsyncTools
 import HeapModule
 import Synchronization
 
@@ -88,11 +89,11 @@ public final class VirtualClock: Clock, Sendable {
     var driver: VirtualTimeDriver?
   }
 
-  let state: Mutex<State>
+  let state: Locked<State>
 
   /// Creates a clock whose current time is `now` (the zero instant by default).
   public init(now: Instant = Instant(offset: .zero)) {
-    state = Mutex(State(now: now.offset))
+    state = Locked(State(now: now.offset))
   }
 
   /// The current virtual time.

@@ -1,5 +1,6 @@
 import CAsyncToolsShims
 import DequeModule
+import AsyncTools
 import Synchronization
 
 #if canImport(Glibc)
@@ -40,7 +41,7 @@ let virtualTimeHook: EnqueueHook = { job, original in
 /// process are neither captured nor stalled. When nothing it owns can run, it asks the clock for
 /// idle work: idle waiters first, then a jump to the earliest deadline.
 final class VirtualTimeDriver: @unchecked Sendable {
-  // @unchecked Sendable: all mutable state is inside `state` (a Mutex); `wakeup` is a POSIX
+  // @unchecked Sendable: all mutable state is inside `state` (a `Locked`, i.e. a Mutex); `wakeup` is a POSIX
   // semaphore, itself thread-safe; the remaining stored properties are immutable.
 
   struct State {
@@ -62,7 +63,7 @@ final class VirtualTimeDriver: @unchecked Sendable {
     var onFinish: (@Sendable (_ deadlocked: Bool) -> Void)?
   }
 
-  let state = Mutex(State())
+  let state = Locked(State())
   let wakeup: UnsafeMutablePointer<sem_t>
   let clock: VirtualClock
   let automatic: Bool

@@ -174,7 +174,7 @@ package func runVirtualTimeScope<T: Sendable>(
 
 /// Where the body's task leaves its result for the caller.
 final class OutcomeBox<T: Sendable>: Sendable {
-  let value = Mutex<Result<T, any Error>?>(nil)
+  let value = Locked<Result<T, any Error>?>(nil)
 }
 
 /// A first-in first-out async lock: one virtual-time scope at a time in the process.
@@ -186,7 +186,7 @@ package final class AsyncFIFOLock: Sendable {
     var locked = false
     var waiters = Deque<CheckedContinuation<Void, Never>>()
   }
-  let state = Mutex(State())
+  let state = Locked(State())
 
   package func lock() async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -106,7 +106,9 @@ int asynctools_set_thread_name(const char *name) {
 int asynctools_pipe2(int *fds, int flags) { (void)fds; (void)flags; errno = ENOSYS; return -1; }
 int asynctools_set_thread_name(const char *name) { (void)name; return ENOSYS; }
 int asynctools_epoll_create(void) { errno = ENOSYS; return -1; }
-int asynctools_epoll_add(int epfd, int fd, uint64_t token) { (void)epfd; (void)fd; (void)token; errno = ENOSYS; return -1; }
+int asynctools_epoll_add(int epfd, int fd, uint64_t token) {
+  (void)epfd; (void)fd; (void)token; errno = ENOSYS; return -1;
+}
 int asynctools_epoll_del(int epfd, int fd) { (void)epfd; (void)fd; errno = ENOSYS; return -1; }
 int asynctools_epoll_wait(int epfd, uint64_t *tokens, int max, int timeout_ms) {
   (void)epfd; (void)tokens; (void)max; (void)timeout_ms; errno = ENOSYS; return -1;
@@ -181,3 +183,15 @@ static _Thread_local void *asynctools_thread_marker = NULL;
 void *asynctools_thread_marker_get(void) { return asynctools_thread_marker; }
 
 void asynctools_thread_marker_set(void *marker) { asynctools_thread_marker = marker; }
+
+// Weak: resolved to the TSan runtime's entry points when it is linked, NULL otherwise.
+extern void __tsan_acquire(void *addr) __attribute__((weak));
+extern void __tsan_release(void *addr) __attribute__((weak));
+
+void asynctools_tsan_acquire(void *address) {
+  if (__tsan_acquire) __tsan_acquire(address);
+}
+
+void asynctools_tsan_release(void *address) {
+  if (__tsan_release) __tsan_release(address);
+}

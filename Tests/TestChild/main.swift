@@ -8,4 +8,6 @@ simulateStartupFailureIfAsked()
 registerProcessTestEntries()
 await ChildProcess.bootstrap()
 #endif
+// `AsyncToolsTestChild server …`: the server tests' scenarios (ServerScenarios.swift); never returns.
+await runServerScenarioIfRequested()
 print("asynctools-test-child")

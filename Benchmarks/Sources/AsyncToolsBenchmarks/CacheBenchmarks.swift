@@ -1,0 +1,2 @@
+/// Benchmarks for this capability are added as it lands.
+let cacheBenchmarks: [Benchmark] = []

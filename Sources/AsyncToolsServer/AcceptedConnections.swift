@@ -1,0 +1,134 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The connections a worker accepts from the shared listening socket: an `AsyncSequence` of
+/// connected, non-blocking socket descriptors, each owned by the consumer (hand it to SwiftNIO's
+/// `ClientBootstrap.withConnectedSocket(_:)`, or close it).
+///
+/// Why not adopt the shared socket with `ServerBootstrap.withBoundSocket(_:)` in every worker:
+/// every worker's event loop is woken for each new connection, one wins the `accept`, and the
+/// others find nothing — which SwiftNIO's debug builds treat as impossible (`assert(readResult ==
+/// .some)` in `BaseSocketChannel.readable0`) and crash on. Here a dedicated thread per worker
+/// `poll`s the socket and accepts; the losers of that race simply poll again. Only accepting goes
+/// through this sequence: the connection itself is plain NIO, so the per-request path has no
+/// AsyncTools code in it.
+///
+/// The sequence takes ownership of the listening descriptor and closes it when iteration ends
+/// (the consuming task is cancelled, or the iterator is dropped). Iterate it once.
+public struct AcceptedConnections: AsyncSequence, Sendable {
+  public typealias Element = CInt
+  public typealias Failure = Never
+
+  private let listeningSocket: CInt
+
+  /// Accepts from `listeningSocket` (for example ``WorkerContext/listeningSocket``), which it owns.
+  public init(listeningSocket: CInt) {
+    self.listeningSocket = listeningSocket
+  }
+
+  public func makeAsyncIterator() -> AsyncStream<CInt>.Iterator {
+    let (stream, continuation) = AsyncStream.makeStream(of: CInt.self)
+    var wake: [CInt] = [-1, -1]
+    guard pipe(&wake) == 0 else {
+      close(listeningSocket)
+      continuation.finish()
+      return stream.makeAsyncIterator()
+    }
+    let (listenFD, wakeRead, wakeWrite) = (listeningSocket, wake[0], wake[1])
+    _ = fcntl(wakeRead, F_SETFD, FD_CLOEXEC)
+    _ = fcntl(wakeWrite, F_SETFD, FD_CLOEXEC)
+    // Ending the iteration wakes the thread, which then closes every descriptor it owns.
+    continuation.onTermination = { _ in
+      var byte: UInt8 = 0
+      _ = write(wakeWrite, &byte, 1)
+    }
+    // Non-blocking on the shared open file description (so in every worker): a worker that loses
+    // the race for a connection gets EAGAIN instead of blocking in accept.
+    _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
+    let started = Self.startAcceptThread {
+      var fds = [
+        pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+      ]
+      accepting: while true {
+        let ready = poll(&fds, 2, -1)
+        if ready < 0 {
+          if errno == EINTR { continue }
+          break
+        }
+        if fds[1].revents != 0 { break }
+        if fds[0].revents & Int16(POLLNVAL) != 0 { break }
+        while true {
+          // (accept4 is not visible to Swift through Glibc: two fcntls instead.)
+          let connection = accept(listenFD, nil, nil)
+          if connection >= 0 {
+            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(connection, F_SETFL, fcntl(connection, F_GETFL) | O_NONBLOCK)
+            if case .terminated = continuation.yield(connection) {
+              close(connection)
+              break accepting
+            }
+            continue
+          }
+          // EAGAIN: another worker took it (or the queue is empty); anything else (EMFILE, a
+          // connection reset before it was accepted, …) must not end the worker: poll again.
+          break
+        }
+      }
+      continuation.finish()
+      close(listenFD)
+      close(wakeRead)
+      close(wakeWrite)
+    }
+    if !started {
+      continuation.onTermination = nil
+      continuation.finish()
+      close(listenFD)
+      close(wakeRead)
+      close(wakeWrite)
+    }
+    return stream.makeAsyncIterator()
+  }
+
+  private final class Body: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+  }
+
+  private static func startAcceptThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+    let context = Unmanaged.passRetained(Body(body)).toOpaque()
+    #if canImport(Glibc)
+    var thread = pthread_t()
+    #else
+    var thread: pthread_t?
+    #endif
+    let status = pthread_create(&thread, nil, { pointer in
+      let body = Unmanaged<Body>.fromOpaque(pointer!).takeRetainedValue()
+      body.run()
+      return nil
+    }, context)
+    guard status == 0 else {
+      Unmanaged<Body>.fromOpaque(context).release()
+      return false
+    }
+    #if canImport(Glibc)
+    pthread_detach(thread)
+    #else
+    if let thread { pthread_detach(thread) }
+    #endif
+    return true
+  }
+}
+
+extension WorkerContext {
+  /// The connections accepted from ``listeningSocket`` by this worker (see
+  /// ``AcceptedConnections``), or `nil` without a listening socket. Call it once: the sequence
+  /// takes ownership of the socket.
+  public func acceptedConnections() -> AcceptedConnections? {
+    listeningSocket.map { AcceptedConnections(listeningSocket: $0) }
+  }
+}

@@ -1,1 +1,0 @@
-// The async server launcher: see issue "The async server launcher".

@@ -1,0 +1,135 @@
+import AsyncTools
+import Logging
+import UnixSignals
+
+/// How ``startServer(configuration:clock:worker:main:)`` runs its workers and stops them.
+///
+/// A value type with documented defaults, in the style of swift-service-lifecycle's
+/// `ServiceGroupConfiguration`: start from `ServerConfiguration()` and set what differs.
+/// ``validate()`` (called by `startServer`) rejects values out of range with an
+/// `AsyncToolsError` of code `.invalidArgument` whose message names the field.
+public struct ServerConfiguration: Sendable {
+  /// Where workers run.
+  public enum Mode: Sendable, Hashable, CustomStringConvertible {
+    /// Each worker is a process: this executable re-executed, reaching `startServer` again and
+    /// running the worker body there (default). Workers are isolated: a crash or a leak in one does
+    /// not take the others down, and the operating system spreads them over all cores.
+    case processes
+    /// Each worker is a task in this process (on Swift's cooperative thread pool), like aiotools'
+    /// old `use_threading`. Cheaper to start and debug; one crash takes every worker down.
+    case threads
+
+    public var description: String {
+      switch self {
+      case .processes: "processes"
+      case .threads: "threads"
+      }
+    }
+  }
+
+  /// What the server does when a worker fails: throws during start-up or shutdown, exits with a
+  /// non-zero status, or is killed by a signal it was not sent by the server.
+  public enum WorkerFailurePolicy: Sendable, Hashable {
+    /// Stop the whole server: every other worker receives the default stop signal, and
+    /// `startServer` returns ``ServerExit/workerFailed(_:)`` (default; aiotools' behaviour for
+    /// failures during start-up and shutdown, extended to workers that die).
+    case stopServer
+    /// Log the failure and keep the other workers running (aiotools' `ignore_child_interrupts`).
+    /// When every worker has ended, the server stops by itself.
+    case ignore
+    /// Start a fresh worker with the same `processIndex` in place of the failed one, at most
+    /// `maxRestarts` times within `window`; one restart more stops the server as ``stopServer``.
+    case restart(maxRestarts: Int, within: Duration)
+  }
+
+  /// Where the main process listens. It binds one socket before any worker starts and hands it to
+  /// every worker (see ``WorkerContext/listeningSocket``).
+  public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    /// A numeric IPv4 or IPv6 address, or `localhost`. Default `127.0.0.1`.
+    public var host: String
+    /// The TCP port; `0` lets the kernel choose a free one (read it back from
+    /// ``ServerMain/listeningPort``).
+    public var port: Int
+    /// The listen backlog: connections the kernel queues while no worker accepts. Default 511.
+    public var backlog: Int
+
+    /// Creates a listen address.
+    public init(host: String = "127.0.0.1", port: Int, backlog: Int = 511) {
+      self.host = host
+      self.port = port
+      self.backlog = backlog
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+  }
+
+  /// Processes or threads. Default ``Mode/processes``.
+  public var mode: Mode = .processes
+  /// How many workers run the worker body. Must be at least 1. Default 1 (as aiotools).
+  public var numWorkers: Int = 1
+  /// The signals that stop the server, in the main process and in every worker. The first one
+  /// received starts the shutdown; a second one forces it. Must not be empty.
+  /// Default `[.sigint, .sigterm]`.
+  public var stopSignals: [UnixSignal] = [.sigint, .sigterm]
+  /// Phase one of the shutdown (aiotools #33): how long workers may take after receiving the stop
+  /// signal before they are cancelled (threads: their task is cancelled; processes: they receive
+  /// the stop signal a second time, which cancels the worker body). `nil` (default): no
+  /// cancellation phase, wait for ``waitTimeout``.
+  public var gracefulShutdownTimeout: Duration? = nil
+  /// How long after the first stop signal the main process waits for the workers before it
+  /// SIGKILLs the ones still running (threads mode cannot kill a task: it cancels them and keeps
+  /// waiting). `nil` (default, as aiotools): wait as long as it takes; a second stop signal still
+  /// forces the stop.
+  public var waitTimeout: Duration? = nil
+  /// What a failing worker does to the server. Default ``WorkerFailurePolicy/stopServer``.
+  public var onWorkerFailure: WorkerFailurePolicy = .stopServer
+  /// When `true`, ``WorkerContext/stopSignal()`` returns at once with the default stop signal, so
+  /// each worker sets up, tears down and ends; the server ends when all have (aiotools'
+  /// `run_to_completion`). Default `false`.
+  public var runToCompletion: Bool = false
+  /// Arguments appended, after the main context's values, to what every worker receives in
+  /// ``WorkerContext/arguments``. Default empty.
+  public var arguments: [String] = []
+  /// The socket the main process binds and shares with every worker. Default `nil` (none).
+  public var listen: ListenAddress? = nil
+  /// Whether the main process (and each worker process) traps ``stopSignals`` from the operating
+  /// system. Set it to `false` when embedding the server in a process that handles its own signals
+  /// (or in tests): the server then stops only through ``ServerMain/signal(_:)``. Default `true`.
+  public var trapsSignals: Bool = true
+  /// Where the server logs worker starts, failures, stops and kills.
+  public var logger: Logger = Logger(label: "AsyncToolsServer")
+
+  /// Creates a configuration with every default; set the fields that differ.
+  public init() {}
+
+  /// Creates a configuration with the most used fields set.
+  public init(mode: Mode = .processes, numWorkers: Int, listen: ListenAddress? = nil) {
+    self.mode = mode
+    self.numWorkers = numWorkers
+    self.listen = listen
+  }
+
+  /// The signal a worker receives when the server stops on its own (a worker failed, all workers
+  /// ended, run to completion): SIGTERM if it is a stop signal, otherwise the first stop signal.
+  public var defaultStopSignal: UnixSignal {
+    stopSignals.contains(.sigterm) ? .sigterm : (stopSignals.first ?? .sigterm)
+  }
+
+  /// Throws `AsyncToolsError` (`.invalidArgument`) naming the first field out of range.
+  public func validate() throws(AsyncToolsError) {
+    if numWorkers < 1 { throw .invalidArgument("numWorkers must be at least 1, got \(numWorkers)") }
+    if stopSignals.isEmpty { throw .invalidArgument("stopSignals must not be empty") }
+    if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requirePositive("gracefulShutdownTimeout") }
+    if let waitTimeout { try waitTimeout.requirePositive("waitTimeout") }
+    if case .restart(let maxRestarts, let window) = onWorkerFailure {
+      if maxRestarts < 1 { throw .invalidArgument("maxRestarts must be at least 1, got \(maxRestarts)") }
+      try window.requirePositive("restart window")
+    }
+    if let listen {
+      if !(0...65535).contains(listen.port) {
+        throw .invalidArgument("listen port must be in 0...65535, got \(listen.port)")
+      }
+      if listen.backlog < 1 { throw .invalidArgument("listen backlog must be at least 1, got \(listen.backlog)") }
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import UnixSignals
+
+/// Why a worker counts as failed.
+public enum WorkerFailure: Sendable, Hashable, CustomStringConvertible {
+  /// The worker body threw before it called ``WorkerContext/stopSignal()`` (its set-up failed).
+  /// `message` is the error's description.
+  case startupFailed(index: Int, message: String)
+  /// The worker body threw after ``WorkerContext/stopSignal()`` returned (its tear-down failed).
+  case shutdownFailed(index: Int, message: String)
+  /// The worker process exited with a non-zero status the server did not assign a meaning to.
+  case exited(index: Int, status: Int32)
+  /// The worker process was killed by a signal the server did not send (a crash, the OOM killer,
+  /// an operator's `kill -9`).
+  case killed(index: Int, signal: Int32)
+
+  /// The failed worker's `processIndex`.
+  public var index: Int {
+    switch self {
+    case .startupFailed(let index, _), .shutdownFailed(let index, _), .exited(let index, _),
+      .killed(let index, _):
+      index
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .startupFailed(let index, let message): "worker \(index) failed during start-up: \(message)"
+    case .shutdownFailed(let index, let message): "worker \(index) failed during shutdown: \(message)"
+    case .exited(let index, let status): "worker \(index) exited with status \(status)"
+    case .killed(let index, let signal): "worker \(index) was killed by signal \(signal)"
+    }
+  }
+}
+
+/// What ended a server: the value ``startServer(configuration:clock:worker:main:)`` returns in the
+/// main process, with the exit status the process should end with (``exitCode``).
+public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
+  /// A stop signal (from the operating system or ``ServerMain/signal(_:)``) stopped the server and
+  /// every worker ended within the timeouts. Exit status 0.
+  case stopped(UnixSignal)
+  /// A stop signal stopped the server, but at least one worker had to be killed: it outlived
+  /// ``ServerConfiguration/waitTimeout`` or a second stop signal forced the stop. Exit status 2.
+  case forceStopped(UnixSignal)
+  /// Every worker ended on its own without failing (run to completion, or every body returned):
+  /// the server stopped by itself. Exit status 0.
+  case completed
+  /// A worker failed and the policy stopped the server (or, with ``ServerConfiguration/WorkerFailurePolicy/ignore``,
+  /// every worker has ended and this was the last failure). Exit status 1.
+  case workerFailed(WorkerFailure)
+
+  /// The exit status that says what happened: 0 stopped or completed, 1 a worker failed,
+  /// 2 stopped but a worker had to be killed.
+  public var exitCode: Int32 {
+    switch self {
+    case .stopped, .completed: 0
+    case .workerFailed: 1
+    case .forceStopped: 2
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .stopped(let signal): "stopped by \(signal)"
+    case .forceStopped(let signal): "stopped by \(signal), killing workers that did not stop in time"
+    case .completed: "all workers completed"
+    case .workerFailed(let failure): "stopped because \(failure)"
+    }
+  }
+}
+
+/// A failure of the server itself, before any worker starts: the listening socket could not be
+/// set up.
+public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// What went wrong.
+  public struct Code: Hashable, Sendable, CustomStringConvertible {
+    fileprivate enum Base: Hashable, Sendable { case addressInUse, bindFailed, workerLaunchFailed }
+    fileprivate var base: Base
+    /// The listen address is already taken by another socket (`EADDRINUSE`).
+    public static let addressInUse = Code(base: .addressInUse)
+    /// The listen address could not be resolved, bound or listened on for another reason.
+    public static let bindFailed = Code(base: .bindFailed)
+    /// A worker process could not be started (the executable could not be re-executed).
+    public static let workerLaunchFailed = Code(base: .workerLaunchFailed)
+
+    public var description: String {
+      switch base {
+      case .addressInUse: "address in use"
+      case .bindFailed: "bind failed"
+      case .workerLaunchFailed: "worker launch failed"
+      }
+    }
+  }
+
+  /// What went wrong.
+  public var code: Code
+  /// A sentence naming the problem, e.g. `cannot listen on 127.0.0.1:8888: address already in use`.
+  public var message: String
+
+  /// Creates an error.
+  public init(code: Code, message: String) {
+    self.code = code
+    self.message = message
+  }
+
+  public var description: String { "ServerError(\(code)): \(message)" }
+}

@@ -1,0 +1,111 @@
+import AsyncTools
+import Logging
+import UnixSignals
+
+/// Runs a server: `numWorkers` workers (processes or threads) running `worker`, a main context
+/// around them, stop signals handled — aiotools' `start_server`.
+///
+/// ```swift
+/// let exit = try await startServer(configuration: configuration) { context in
+///   // set up (interrupted if a stop signal arrives now) …
+///   let signal = await context.stopSignal()   // ready: run until stopped
+///   // … tear down, knowing which signal stopped the server
+/// } main: { server in
+///   // the main context: entered once, in the main process, before any worker starts
+///   let exit = try await server.runWorkers(arguments: ["--db", path])
+///   // … and left after every worker has ended
+///   return exit
+/// }
+/// exit(exit.exitCode)
+/// ```
+///
+/// **Process mode** (the default) re-executes this executable once per worker, with the same
+/// command line. The worker process runs `main` again up to its `startServer` call, which then runs
+/// the worker body instead of the main role and **never returns** (it exits the process with a
+/// status the main process reads). So the code before `startServer` runs in every process: keep it
+/// to what workers need too (parsing arguments, configuring logging), call
+/// `ChildProcess.bootstrap()` first, and do main-only work in `main`.
+///
+/// The main process, in order: validates the configuration (`AsyncToolsError`, `.invalidArgument`);
+/// binds ``ServerConfiguration/listen`` (a ``ServerError`` such as `.addressInUse` before any worker
+/// starts); traps the stop signals; runs `main`, whose ``ServerMain/runWorkers(arguments:)`` starts
+/// the workers and returns how the server ended:
+/// - the first stop signal is forwarded to every worker (through its pidfd), whose
+///   ``WorkerContext/stopSignal()`` returns it; after ``ServerConfiguration/gracefulShutdownTimeout``
+///   the workers still running are cancelled, after ``ServerConfiguration/waitTimeout`` killed;
+///   a second stop signal kills them at once;
+/// - a failing worker stops the server, is ignored or is restarted
+///   (``ServerConfiguration/onWorkerFailure``);
+/// - when every worker has ended, the server stops by itself.
+///
+/// Cancelling the task that called `startServer` stops the server as the default stop signal would.
+///
+/// - Parameters:
+///   - configuration: Workers, mode, signals, timeouts, listen address; validated first.
+///   - clock: The clock of the shutdown timeouts and the restart window.
+///   - worker: The worker body; see ``WorkerContext``.
+///   - main: The main context. Default: run the workers with no extra arguments.
+/// - Returns: How the server ended; ``ServerExit/exitCode`` is the status to exit with.
+public func startServer<C: Clock<Duration>>(
+  configuration: ServerConfiguration = ServerConfiguration(),
+  clock: C = ContinuousClock(),
+  worker: @escaping @Sendable (WorkerContext) async throws -> Void,
+  main: (ServerMain) async throws -> ServerExit = { try await $0.runWorkers() }
+) async throws -> ServerExit {
+  try configuration.validate()
+  if configuration.mode == .processes, let runtime = WorkerProcessRuntime.fromEnvironment() {
+    await runtime.run(configuration: configuration, body: worker)
+  }
+  let socket = try configuration.listen.map { address throws(ServerError) in try ListeningSocket(address) }
+  let (events, continuation) = AsyncStream.makeStream(of: SupervisorEvent.self)
+  // Trapped before anything starts, so no stop signal can kill the main process with its default
+  // action while workers are being spawned (aiotools blocks the signals for the same reason).
+  let signalForwarder: Task<Void, Never>? =
+    if configuration.trapsSignals {
+      await forwardSignals(configuration.stopSignals, to: continuation)
+    } else {
+      nil
+    }
+
+  let server = ServerMain(
+    configuration: configuration, listeningPort: socket?.port, continuation: continuation
+  ) { arguments in
+    let launcher: any WorkerLauncher =
+      switch configuration.mode {
+      case .threads:
+        ThreadWorkerLauncher(
+          configuration: configuration, arguments: arguments + configuration.arguments, socket: socket, body: worker)
+      case .processes:
+        try ProcessWorkerLauncher(
+          configuration: configuration, arguments: arguments + configuration.arguments, socket: socket)
+      }
+    let supervisor = ServerSupervisor(
+      configuration: configuration, launcher: launcher, clock: clock, events: events, continuation: continuation)
+    // The loop runs in its own task so that cancelling the caller becomes a stop event instead of
+    // ending the event stream under the loop's feet.
+    let loop = Task { await supervisor.run() }
+    let exit = await withTaskCancellationHandler {
+      await loop.value
+    } onCancel: {
+      continuation.yield(.signal(configuration.defaultStopSignal))
+    }
+    await launcher.finish()
+    configuration.logger.info("server \(exit)")
+    return exit
+  }
+  let result: Result<ServerExit, any Error>
+  do { result = .success(try await main(server)) } catch { result = .failure(error) }
+  signalForwarder?.cancel()
+  await signalForwarder?.value
+  return try result.get()
+}
+
+/// Traps `signals` (awaiting the registration, so none is missed) and forwards each delivery.
+private func forwardSignals(
+  _ signals: [UnixSignal], to continuation: AsyncStream<SupervisorEvent>.Continuation
+) async -> Task<Void, Never> {
+  let sequence = await UnixSignalsSequence(trapping: signals)
+  return Task {
+    for await signal in sequence { continuation.yield(.signal(signal)) }
+  }
+}

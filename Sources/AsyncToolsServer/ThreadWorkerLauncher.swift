@@ -1,0 +1,83 @@
+import Synchronization
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Threads mode: each worker is a task of this process, its `processIndex` a task-local.
+///
+/// Each worker gets its own `dup` of the one listening socket, so every worker owns (and closes)
+/// its descriptor exactly as in process mode, and a SwiftNIO worker adopts it into its own event
+/// loop: the worker code is the same in both modes. (The alternative — one NIO
+/// `MultiThreadedEventLoopGroup` and one bound channel shared by all workers — would make
+/// "worker" mean nothing at the socket level and the worker code mode-specific.)
+final class ThreadWorkerLauncher: WorkerLauncher {
+  private let configuration: ServerConfiguration
+  private let arguments: [String]
+  private let socket: ListeningSocket?
+  private let body: @Sendable (WorkerContext) async throws -> Void
+  /// The worker tasks, awaited by `finish()`: the owner of every task this launcher starts.
+  private let tasks = Mutex<[Task<Void, Never>]>([])
+
+  init(
+    configuration: ServerConfiguration, arguments: [String], socket: ListeningSocket?,
+    body: @escaping @Sendable (WorkerContext) async throws -> Void
+  ) {
+    self.configuration = configuration
+    self.arguments = arguments
+    self.socket = socket
+    self.body = body
+  }
+
+  private struct Handle: WorkerHandle {
+    let core: WorkerCore
+    func stop(_ signal: UnixSignal) { core.requestStop(signal) }
+    func cancel() { core.cancel() }
+    func kill() { core.cancel() }
+  }
+
+  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle {
+    let core = WorkerCore(defaultSignal: configuration.defaultStopSignal, runToCompletion: configuration.runToCompletion) {
+      events.yield(.ready(slot: slot))
+    }
+    let context = WorkerContext(
+      processIndex: index, arguments: arguments, listeningSocket: socket?.duplicate(),
+      listeningPort: socket?.port, mode: .threads, core: core)
+    let body = self.body
+    let logger = configuration.logger
+    let task = Task {
+      let outcome: WorkerOutcome
+      do {
+        try await WorkerContext.$current.withValue(context) { try await body(context) }
+        outcome = .clean
+      } catch {
+        outcome = Self.classify(error, index: index, core: core)
+      }
+      if case .failed(let failure) = outcome { logger.error("\(failure)") }
+      events.yield(.exited(slot: slot, outcome))
+    }
+    tasks.withLock { $0.append(task) }
+    core.attach(task)
+    return Handle(core: core)
+  }
+
+  /// After the server cancelled the worker, a `CancellationError`, or any error of an interrupted
+  /// start-up, is how a cancelled worker ends, not a failure; any other error is.
+  static func classify(_ error: any Error, index: Int, core: WorkerCore) -> WorkerOutcome {
+    let message = String(describing: error)
+    if core.reachedStop {
+      if core.wasCancelledByServer && error is CancellationError { return .clean }
+      return .failed(.shutdownFailed(index: index, message: message))
+    }
+    if core.wasCancelledByServer { return .clean }
+    return .failed(.startupFailed(index: index, message: message))
+  }
+
+  func finish() async {
+    let tasks = self.tasks.withLock { $0 }
+    for task in tasks { await task.value }
+  }
+}

@@ -1,0 +1,76 @@
+import UnixSignals
+
+/// What a worker body receives: who it is, what it was given, and the way to wait for its stop.
+///
+/// A worker body follows aiotools' `@server` generator shape — set up, wait for the stop signal,
+/// tear down — with ``stopSignal()`` in place of `sig = yield`:
+///
+/// ```swift
+/// try await startServer(configuration: configuration) { context in
+///   let channel = try await listen(on: context.listeningSocket!)    // set up
+///   let signal = await context.stopSignal()                         // ready; run until stopped
+///   try await channel.close()                                        // tear down, knowing `signal`
+/// }
+/// ```
+///
+/// Calling ``stopSignal()`` is what marks the worker *ready*. Until then the worker is starting up,
+/// and a stop signal received during start-up **interrupts** it: the worker's task is cancelled
+/// (aiotools lets start-up run to its end first). An error thrown before ``stopSignal()`` is a
+/// start-up failure, one thrown after it a shutdown failure; both count as worker failures
+/// (``ServerConfiguration/onWorkerFailure``), except when the server itself cancelled the worker.
+public struct WorkerContext: Sendable {
+  /// This worker's index, `0..<numWorkers`, stable across restarts of the same worker.
+  public let processIndex: Int
+  /// The main context's values followed by ``ServerConfiguration/arguments``.
+  public let arguments: [String]
+  /// The listening socket shared by all workers, as a file descriptor this worker owns, or `nil`
+  /// when ``ServerConfiguration/listen`` is `nil`. In threads mode each worker receives its own
+  /// `dup` of it.
+  ///
+  /// Accept from it with ``acceptedConnections()`` and hand each connection to SwiftNIO
+  /// (`ClientBootstrap.withConnectedSocket(_:)`). Adopting it into a `ServerBootstrap` in every
+  /// worker (`withBoundSocket(_:)` / `bind(_ socket:…)`) works in release builds, but SwiftNIO's
+  /// debug builds assert that a readable listening socket always yields a connection, which a
+  /// socket shared by several event loops cannot promise (see ``AcceptedConnections``).
+  public let listeningSocket: CInt?
+  /// The port of ``listeningSocket`` (useful when the configuration asked for port 0).
+  public let listeningPort: Int?
+  /// Whether this worker is a process or a task in the main process.
+  public let mode: ServerConfiguration.Mode
+  let core: WorkerCore
+
+  init(
+    processIndex: Int, arguments: [String], listeningSocket: CInt?, listeningPort: Int?,
+    mode: ServerConfiguration.Mode, core: WorkerCore
+  ) {
+    self.processIndex = processIndex
+    self.arguments = arguments
+    self.listeningSocket = listeningSocket
+    self.listeningPort = listeningPort
+    self.mode = mode
+    self.core = core
+  }
+
+  /// Marks this worker ready and suspends until the server stops it; returns the stop signal.
+  ///
+  /// Returns at once when a stop was already requested, and with the default stop signal under
+  /// ``ServerConfiguration/runToCompletion``. It also returns (with the signal received so far, or
+  /// the default stop signal) when the calling task is cancelled, so tear-down code always runs;
+  /// check `Task.isCancelled` there when it matters. Calling it again returns the same signal.
+  public func stopSignal() async -> UnixSignal {
+    await core.waitForStop()
+  }
+
+  /// Whether the server has asked this worker to stop.
+  public var isStopRequested: Bool { core.isStopRequested }
+
+  /// The context of the worker the current task belongs to, or `nil` outside a worker body.
+  @TaskLocal public static var current: WorkerContext?
+
+  /// The current worker's index: from the task-local ``current`` inside a worker body (both
+  /// modes), else the index of this worker process (process mode, readable from any thread, for
+  /// example inside SwiftNIO handlers, where task-locals are not set), else `nil`.
+  public static var processIndex: Int? {
+    current?.processIndex ?? WorkerProcessRuntime.processIndexOfThisProcess
+  }
+}

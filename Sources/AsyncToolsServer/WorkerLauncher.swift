@@ -1,0 +1,39 @@
+import UnixSignals
+
+/// How a worker ended, as the supervisor sees it.
+enum WorkerOutcome: Sendable, Hashable {
+  /// Ended without failing: the body returned, or it ended because the server stopped, cancelled
+  /// or killed it (the supervisor knows which ones it killed).
+  case clean
+  /// Failed.
+  case failed(WorkerFailure)
+}
+
+/// What the supervisor's event loop reacts to. Everything reaches it through one stream, so the
+/// supervisor's state needs no lock: only its loop touches it.
+enum SupervisorEvent: Sendable {
+  case signal(UnixSignal)
+  case ready(slot: Int)
+  case exited(slot: Int, WorkerOutcome)
+  case gracefulTimeout
+  case waitTimeout
+}
+
+/// A running worker, seen from the main process.
+protocol WorkerHandle: Sendable {
+  /// Delivers a stop signal (process mode: through the pidfd). A second delivery cancels the body.
+  func stop(_ signal: UnixSignal)
+  /// Phase two of the shutdown: cancel the worker body.
+  func cancel()
+  /// Ends the worker now: SIGKILL for a process, cancellation for a task.
+  func kill()
+}
+
+/// Starts workers for one mode. The supervisor decides when; the launcher knows how.
+protocol WorkerLauncher: Sendable {
+  /// Starts worker `index` in `slot`. Reports `.ready(slot)` and, exactly once, `.exited(slot, _)`
+  /// through `events`; must not wait for the worker to become ready.
+  func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle
+  /// Awaits whatever the launcher started that may still be winding down (tasks, reapers).
+  func finish() async
+}
