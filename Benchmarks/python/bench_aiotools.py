@@ -170,7 +170,7 @@ def timers(n):
     return {"ticks_delivered_ratio": ticks[0] / expected}
 
 
-@workload("process-spawn-wait", 200, 50)
+@workload("process-fork", 200, 50)
 def process_spawn(n):
     def child():
         return 0

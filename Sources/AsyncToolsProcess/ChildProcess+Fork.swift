@@ -69,6 +69,11 @@ extension ChildProcess {
     try options.validate()
     guard !entry.isEmpty else { throw AsyncToolsError.invalidArgument("entry point name must not be empty") }
     try SpawnRequest.validate(fileDescriptors: fileDescriptors)
+    // Handshake variables from the caller's environment (or ours, if we are an entry point that
+    // forks again) must not shadow the ones added below.
+    var variables = try (environment.map(environmentStrings) ?? currentEnvironment()).filter { variable in
+      !ChildEnvironment.all.contains { variable.hasPrefix($0 + "=") }
+    }
 
     var pipeFDs: [Int32] = [-1, -1]
     guard asynctools_pipe2(&pipeFDs, O_CLOEXEC | O_NONBLOCK) == 0 else {
@@ -81,9 +86,6 @@ extension ChildProcess {
     var descriptors = fileDescriptors
     descriptors[readyFD] = writeEnd
 
-    var variables =
-      try environment.map(environmentStrings)
-      ?? currentEnvironment().filter { entry in !ChildEnvironment.all.contains { entry.hasPrefix($0 + "=") } }
     variables.append("\(ChildEnvironment.entry)=\(entry)")
     variables.append("\(ChildEnvironment.arguments)=\(ChildEnvironment.encode(arguments))")
     variables.append("\(ChildEnvironment.readyFD)=\(readyFD)")
@@ -99,7 +101,8 @@ extension ChildProcess {
       workingDirectory: workingDirectory,
       fileDescriptors: descriptors,
       closeOtherDescriptors: options.closeOtherDescriptors,
-      processGroup: options.processGroup)
+      processGroup: options.processGroup,
+      blockedSignals: options.blockedSignals)
     do {
       try request.validateStrings()
       if arguments.contains(where: { $0.utf8.contains(0) }) {

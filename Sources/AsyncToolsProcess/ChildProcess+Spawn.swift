@@ -12,8 +12,8 @@ extension ChildProcess {
   /// let status = try await child.wait()  // .exited(7)
   /// ```
   ///
-  /// The child starts with no blocked signals and every signal disposition at its default (an
-  /// ignored SIGPIPE or SIGINT in this process does not leak into it).
+  /// The child starts with every signal disposition at its default (an ignored SIGPIPE or SIGINT in
+  /// this process does not leak into it) and no blocked signal except ``Options/blockedSignals``.
   ///
   /// - Parameters:
   ///   - executable: a path, or a bare name (no `/`) looked up in `PATH`.
@@ -51,7 +51,8 @@ extension ChildProcess {
       workingDirectory: workingDirectory,
       fileDescriptors: fileDescriptors,
       closeOtherDescriptors: options.closeOtherDescriptors,
-      processGroup: options.processGroup)
+      processGroup: options.processGroup,
+      blockedSignals: options.blockedSignals)
     try request.validateStrings()
     return try await launch(request, usePidfd: options.usePidfd)
   }
@@ -134,7 +135,8 @@ extension SpawnRequest {
   func validateStrings() throws(AsyncToolsError) {
     let all = [executable] + arguments + (environment ?? []) + (workingDirectory.map { [$0] } ?? [])
     if let bad = all.first(where: { $0.utf8.contains(0) }) {
-      throw .invalidArgument("arguments, environment and paths must not contain NUL characters: \(bad.debugDescription)")
+      throw .invalidArgument(
+        "arguments, environment and paths must not contain NUL characters: \(bad.debugDescription)")
     }
   }
 }

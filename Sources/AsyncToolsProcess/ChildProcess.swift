@@ -66,6 +66,7 @@ public final class ChildProcess: Sendable, CustomStringConvertible {
     self.state = SanitizedMutex(State(pidfd: pidfd))
   }
 
+  /// `ChildProcess(pid: 1234)`.
   public var description: String { "ChildProcess(pid: \(pid))" }
 
   /// The exit status if the child has already been reaped, else `nil`. Never blocks.

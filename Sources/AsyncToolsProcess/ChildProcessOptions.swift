@@ -24,33 +24,47 @@ extension ChildProcess {
     /// The signal the child receives when this process dies, even by SIGKILL
     /// (`prctl(PR_SET_PDEATHSIG)`), so children never outlive a killed parent. Default: `nil` (none).
     ///
-    /// Only for children started at an entry point (``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``):
-    /// `posix_spawn` cannot run `prctl` between fork and exec, so the child's ``ChildProcess/bootstrap()``
-    /// sets it and then checks that its parent is still this process (if the parent died before the
-    /// `prctl`, the child raises the signal on itself at once). Spawning an external executable with
-    /// a parent-death signal is rejected.
+    /// Only for children started at an entry point
+    /// (``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``): `posix_spawn`
+    /// cannot run `prctl` between fork and exec, so the child's ``ChildProcess/bootstrap()`` sets it
+    /// and then checks that its parent is still this process (if the parent died before the `prctl`,
+    /// the child raises the signal on itself at once). Spawning an external executable with a
+    /// parent-death signal is rejected.
     public var parentDeathSignal: Int32?
     /// Watch the child through a pidfd when the kernel supports it (Linux 5.4). Default: `true`.
     /// `false` selects the fallback (one thread per child blocked in `waitid(P_PID)`, signals
     /// through `kill`), which is also used automatically on older kernels.
     public var usePidfd: Bool
+    /// Signals the child starts with *blocked* (its signal mask); every other signal is unblocked.
+    /// Default: none.
+    ///
+    /// A signal sent to the child before it is ready to handle it — a stop signal during a worker's
+    /// start-up, say — then stays pending instead of killing it with the default action; the child
+    /// unblocks it once its handler is installed (a Dispatch or `UnixSignals` source reads pending
+    /// signals). Dispositions are reset to their defaults either way.
+    public var blockedSignals: [Int32]
 
     /// Creates options; every parameter defaults to the documented default of its property.
     public init(
       processGroup: ProcessGroup = .inherit,
       closeOtherDescriptors: Bool = true,
       parentDeathSignal: Int32? = nil,
-      usePidfd: Bool = true
+      usePidfd: Bool = true,
+      blockedSignals: [Int32] = []
     ) {
       self.processGroup = processGroup
       self.closeOtherDescriptors = closeOtherDescriptors
       self.parentDeathSignal = parentDeathSignal
       self.usePidfd = usePidfd
+      self.blockedSignals = blockedSignals
     }
 
     func validate() throws(AsyncToolsError) {
       if let signal = parentDeathSignal, !(1...64).contains(signal) {
         throw .invalidArgument("parentDeathSignal must be a signal number in 1...64, got \(signal)")
+      }
+      if let signal = blockedSignals.first(where: { !(1...64).contains($0) }) {
+        throw .invalidArgument("blockedSignals must hold signal numbers in 1...64, got \(signal)")
       }
     }
   }

@@ -34,6 +34,7 @@ extension ChildProcess {
     /// `true` for `.exited(0)`.
     public var isSuccess: Bool { self == .exited(0) }
 
+    /// `exited with code 3`, `killed by signal 9`, `killed by signal 11 (core dumped)`.
     public var description: String {
       switch self {
       case .exited(let code): "exited with code \(code)"

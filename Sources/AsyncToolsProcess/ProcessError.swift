@@ -23,6 +23,7 @@ public enum ProcessError: Error, Sendable, Hashable, CustomStringConvertible {
   /// A system call failed unexpectedly.
   case systemCallFailed(String, errno: Int32)
 
+  /// A sentence naming the problem, with the path, entry point or errno involved.
   public var description: String {
     switch self {
     case .spawnFailed(let executable, let code):

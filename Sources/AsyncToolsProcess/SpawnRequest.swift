@@ -16,13 +16,19 @@ struct SpawnRequest: Sendable {
   var fileDescriptors: [Int32: Int32]  // child fd ← parent fd
   var closeOtherDescriptors: Bool
   var processGroup: ChildProcess.ProcessGroup
+  var blockedSignals: [Int32] = []
 
   static func validate(fileDescriptors: [Int32: Int32]) throws(AsyncToolsError) {
     for (target, source) in fileDescriptors.sorted(by: { $0.key < $1.key }) {
-      guard target >= 0 else { throw .invalidArgument("fileDescriptors: child descriptor must be >= 0, got \(target)") }
-      guard source >= 0 else { throw .invalidArgument("fileDescriptors: parent descriptor must be >= 0, got \(source)") }
+      guard target >= 0 else {
+        throw .invalidArgument("fileDescriptors: child descriptor must be >= 0, got \(target)")
+      }
+      guard source >= 0 else {
+        throw .invalidArgument("fileDescriptors: parent descriptor must be >= 0, got \(source)")
+      }
       guard fcntl(source, F_GETFD) >= 0 else {
-        throw .invalidArgument("fileDescriptors: parent descriptor \(source) (for child descriptor \(target)) is not open")
+        throw .invalidArgument(
+          "fileDescriptors: parent descriptor \(source) (for child descriptor \(target)) is not open")
       }
     }
   }
@@ -57,14 +63,15 @@ struct SpawnRequest: Sendable {
       asynctools_spawn_file_actions_addchdir(&actions, workingDirectory)
     }
 
-    // A clean slate for signals: nothing blocked, every disposition back to the default (an ignored
-    // SIGPIPE or SIGINT in this process would otherwise survive exec).
+    // A clean slate for signals: only the requested signals blocked, every disposition back to the
+    // default (an ignored SIGPIPE or SIGINT in this process would otherwise survive exec).
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
     var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
     var signals = sigset_t()
     sigemptyset(&signals)
+    for signal in blockedSignals { sigaddset(&signals, signal) }
     posix_spawnattr_setsigmask(&attributes, &signals)
     sigfillset(&signals)
     posix_spawnattr_setsigdefault(&attributes, &signals)

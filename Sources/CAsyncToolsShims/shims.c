@@ -106,7 +106,9 @@ int asynctools_set_thread_name(const char *name) {
 int asynctools_pipe2(int *fds, int flags) { (void)fds; (void)flags; errno = ENOSYS; return -1; }
 int asynctools_set_thread_name(const char *name) { (void)name; return ENOSYS; }
 int asynctools_epoll_create(void) { errno = ENOSYS; return -1; }
-int asynctools_epoll_add(int epfd, int fd, uint64_t token) { (void)epfd; (void)fd; (void)token; errno = ENOSYS; return -1; }
+int asynctools_epoll_add(int epfd, int fd, uint64_t token) {
+  (void)epfd; (void)fd; (void)token; errno = ENOSYS; return -1;
+}
 int asynctools_epoll_del(int epfd, int fd) { (void)epfd; (void)fd; errno = ENOSYS; return -1; }
 int asynctools_epoll_wait(int epfd, uint64_t *tokens, int max, int timeout_ms) {
   (void)epfd; (void)tokens; (void)max; (void)timeout_ms; errno = ENOSYS; return -1;

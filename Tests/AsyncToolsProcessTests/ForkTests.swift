@@ -30,7 +30,9 @@ import Testing
     try await withWatchdog {
       let pipe = try Pipe()
       defer { pipe.closeReadEnd() }
-      let arguments = ["", "plain", "with space", "a,b", "3:", "=x=", "héllo 🚀", String(repeating: "z", count: 5000), ""]
+      let arguments = [
+        "", "plain", "with space", "a,b", "3:", "=x=", "héllo 🚀", String(repeating: "z", count: 5000), "",
+      ]
       let child = try await startTestChild(
         "echo-arguments", ["3"] + arguments, fileDescriptors: [3: pipe.writeEnd])
       pipe.closeWriteEnd()
@@ -53,7 +55,8 @@ import Testing
 
   @Test func childSeesItsEnvironmentWithoutTheHandshakeVariables() async throws {
     try await withWatchdog {
-      for (name, expected) in [("ASYNCTOOLS_TEST_VALUE", "42"), ("ASYNCTOOLS_ENTRY", "<unset>"), ("ASYNCTOOLS_ARGS", "<unset>")] {
+      let cases = [("ASYNCTOOLS_TEST_VALUE", "42"), ("ASYNCTOOLS_ENTRY", "<unset>"), ("ASYNCTOOLS_ARGS", "<unset>")]
+      for (name, expected) in cases {
         let pipe = try Pipe()
         defer { pipe.closeReadEnd() }
         var environment = ChildProcess.inheritedEnvironment
@@ -64,6 +67,16 @@ import Testing
         #expect(try await pipe.read() == expected, "\(name)")
         #expect(try await child.wait() == .exited(0))
       }
+    }
+  }
+
+  @Test func handshakeVariablesInTheGivenEnvironmentDoNotShadowTheRealOnes() async throws {
+    try await withWatchdog {
+      var environment = ChildProcess.inheritedEnvironment
+      environment["ASYNCTOOLS_ENTRY"] = "no-such-entry"
+      environment["ASYNCTOOLS_READY_FD"] = "99"
+      let child = try await startTestChild("exit", ["6"], environment: environment)
+      #expect(try await child.wait() == .exited(6))
     }
   }
 

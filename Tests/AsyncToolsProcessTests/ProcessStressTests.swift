@@ -40,7 +40,8 @@ import Testing
 
   @Test func randomChildrenWaitersAndCancellationsKeepTheInvariants() async throws {
     let iterations = getenv("ASYNCTOOLS_STRESS_ITERATIONS").flatMap { Int(String(cString: $0)) } ?? 24
-    let seed = getenv("ASYNCTOOLS_STRESS_SEED").flatMap { UInt64(String(cString: $0)) } ?? UInt64.random(in: 1...UInt64.max)
+    let seed =
+      getenv("ASYNCTOOLS_STRESS_SEED").flatMap { UInt64(String(cString: $0)) } ?? UInt64.random(in: 1...UInt64.max)
     var random = SplitMix64(state: seed)
     let signals = [SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGUSR1]
     let plans: [Plan] = (0..<iterations).map { _ in
@@ -97,7 +98,8 @@ import Testing
       return
     }
 
-    let outcomes = try await withThrowingTaskGroup(of: (Bool, Result<ChildProcess.ExitStatus, any Error>).self) { group in
+    typealias Outcome = (cancelled: Bool, result: Result<ChildProcess.ExitStatus, any Error>)
+    let outcomes = try await withThrowingTaskGroup(of: Outcome.self) { group in
       for waiter in 0..<plan.waiters {
         let cancel = plan.cancelled[waiter]
         let yields = plan.cancelAfterYields[waiter]

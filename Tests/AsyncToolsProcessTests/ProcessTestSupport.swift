@@ -96,6 +96,20 @@ func isUnreapedChild(_ pid: Int32) -> Bool {
   return fields[0] == "Z" && Int32(fields[1]) == getpid()
 }
 
+/// A signal mask line of `/proc/<pid>/status` ("SigBlk", "ShdPnd", …) as a bit set (bit n-1 for signal n).
+func signalMask(of pid: Int32, field: String) -> UInt64? {
+  guard let file = fopen("/proc/\(pid)/status", "r") else { return nil }
+  defer { fclose(file) }
+  var buffer = [CChar](repeating: 0, count: 512)
+  while fgets(&buffer, Int32(buffer.count), file) != nil {
+    let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard line.hasPrefix(field + ":") else { continue }
+    let value = line.dropFirst(field.count + 1).trimmingPrefix(while: { $0 == "\t" || $0 == " " })
+    return UInt64(value.prefix { $0.isHexDigit }, radix: 16)
+  }
+  return nil
+}
+
 /// Kills and reaps a child a test no longer needs (after a failed expectation, for instance).
 func killAndReap(_ child: ChildProcess) async {
   _ = try? child.send(signal: SIGKILL)

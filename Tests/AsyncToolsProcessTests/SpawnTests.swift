@@ -61,7 +61,8 @@ import Testing
 
   @Test func ownProcessGroupMakesTheChildAGroupLeader() async throws {
     try await withWatchdog {
-      let own = try await ChildProcess.spawn(executable: "/bin/sleep", arguments: ["100"], options: .init(processGroup: .own))
+      let own = try await ChildProcess.spawn(
+        executable: "/bin/sleep", arguments: ["100"], options: .init(processGroup: .own))
       let inherited = try await ChildProcess.spawn(executable: "/bin/sleep", arguments: ["100"])
       #expect(getpgid(own.pid) == own.pid)
       #expect(getpgid(inherited.pid) == getpgrp())
@@ -84,6 +85,36 @@ import Testing
         return
       }
     }
+  }
+
+  @Test func blockedSignalStaysPendingInsteadOfKillingTheChild() async throws {
+    try await withWatchdog {
+      let child = try await ChildProcess.spawn(
+        executable: "/bin/sleep", arguments: ["100"], options: .init(blockedSignals: [SIGTERM, SIGUSR1]))
+      let bit = { (signal: Int32) -> UInt64 in 1 << UInt64(signal - 1) }
+      let blocked = try #require(signalMask(of: child.pid, field: "SigBlk"))
+      #expect(blocked == bit(SIGTERM) | bit(SIGUSR1))
+      try child.send(signal: SIGTERM)
+      let pending = try #require(signalMask(of: child.pid, field: "ShdPnd"))
+      #expect(pending & bit(SIGTERM) != 0, "SIGTERM must be pending, not delivered")
+      try child.send(signal: SIGKILL)
+      #expect(try await child.wait() == .signaled(SIGKILL, coreDumped: false))
+    }
+  }
+
+  @Test func unblockedChildHasAnEmptySignalMask() async throws {
+    try await withWatchdog {
+      let child = try await ChildProcess.spawn(executable: "/bin/sleep", arguments: ["100"])
+      #expect(signalMask(of: child.pid, field: "SigBlk") == 0)
+      await killAndReap(child)
+    }
+  }
+
+  @Test func outOfRangeBlockedSignalIsAnInvalidArgument() async throws {
+    let error = await #expect(throws: AsyncToolsError.self) {
+      _ = try await ChildProcess.spawn(executable: "/bin/true", options: .init(blockedSignals: [SIGTERM, 0]))
+    }
+    #expect(error?.code == .invalidArgument)
   }
 
   @Test func swappedDescriptorMappingsDoNotClobberEachOther() async throws {

@@ -23,6 +23,18 @@ private struct RendezvousExitMember: AsyncContextManager {
   }
 }
 
+/// A member whose enter waits until its task is cancelled.
+private struct EnterUntilCancelled: AsyncContextManager {
+  let waiting: ScopeSignal
+  let log: ScopeEventLog
+  func enter() async throws -> String {
+    waiting.fire()
+    try await awaitScopeCancellation()
+    return "unreachable"
+  }
+  func exit(_ outcome: ExitOutcome) async throws { log.record("exit of a member that never entered") }
+}
+
 @Suite("withContextGroup")
 struct ContextGroupTests {
   @Test func entersAllMembersConcurrently() async throws {
@@ -120,6 +132,30 @@ struct ContextGroupTests {
     task.cancel()
     await #expect(throws: CancellationError.self) { try await task.value }
     #expect(log.events == ["enter a", "exit a cancelled=false", "exit a cancelled"])
+  }
+
+  @Test func aMemberWhoseEnterIsCancelledIsACancellationFailureAndTheBodyStillRuns() async throws {
+    let log = ScopeEventLog()
+    let waiting = ScopeSignal()
+    let members: [any AsyncContextManager<String>] = [
+      EnterUntilCancelled(waiting: waiting, log: log), ScopeProbe(name: "b", log: log),
+    ]
+    let task = Task {
+      try await withContextGroup(members) { values in
+        values.map { value in
+          switch value {
+          case .success(let name): name
+          case .failure(let error): scopeErrorNames(error).joined()
+          }
+        }
+      }
+    }
+    await waiting.wait()
+    task.cancel()
+    let result = try await task.value
+    #expect(result.value == ["cancelled", "b"])
+    #expect(result.exits.map(describe) == ["notEntered", "exited"])
+    #expect(log.events == ["enter b", "exit b success"])
   }
 
   @Test func valuesArrayStaysIntactAfterTheBlock() async throws {

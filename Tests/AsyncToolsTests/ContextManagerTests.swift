@@ -110,3 +110,19 @@ struct OutcomeRecorder: AsyncContextManager {
   func enter() async throws {}
   func exit(_ outcome: ExitOutcome) async throws { box.outcome = outcome }
 }
+
+@Suite("ExitOutcome")
+struct ExitOutcomeTests {
+  @Test func successHasNoErrorAndFailureCarriesIt() {
+    #expect(ExitOutcome.success.error == nil)
+    #expect(!ExitOutcome.success.isFailure)
+    #expect(!ExitOutcome.success.isCancellation)
+    let failure = ExitOutcome.failure(ScopeTestError("x"))
+    #expect(failure.error as? ScopeTestError == ScopeTestError("x"))
+    #expect(failure.isFailure)
+    #expect(!failure.isCancellation)
+    #expect(ExitOutcome.failure(CancellationError()).isCancellation)
+    #expect("\(ExitOutcome.success)" == "success")
+    #expect("\(failure)" == "failure(ScopeTestError(x))")
+  }
+}

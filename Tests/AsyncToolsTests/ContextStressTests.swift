@@ -128,7 +128,7 @@ struct ContextStressTests {
     if let raw = getenv("ASYNCTOOLS_STRESS_ITERATIONS"), let value = Int(String(cString: raw)), value > 0 {
       return value
     }
-    return 300
+    return 1000
   }
 
   @Test func randomFailuresAndCancellationsExitEveryEnteredResourceOnceAndLoseNoError() async throws {

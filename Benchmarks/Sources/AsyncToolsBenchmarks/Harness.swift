@@ -65,14 +65,19 @@ extension Duration {
   }
 }
 
-/// CPU time (user + system) this process has used so far.
+/// CPU time (user + system) this process and its reaped children have used so far (the Python
+/// side counts the same).
 func processCPUTime() -> Duration {
-  var usage = rusage()
-  getrusage(RUSAGE_SELF.rawValue, &usage)
   func duration(_ time: timeval) -> Duration {
     .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec))
   }
-  return duration(usage.ru_utime) + duration(usage.ru_stime)
+  var total = Duration.zero
+  for who in [RUSAGE_SELF, RUSAGE_CHILDREN] {
+    var usage = rusage()
+    getrusage(who.rawValue, &usage)
+    total += duration(usage.ru_utime) + duration(usage.ru_stime)
+  }
+  return total
 }
 
 /// The process's peak resident set size (VmHWM), in KiB.

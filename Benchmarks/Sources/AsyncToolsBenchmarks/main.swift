@@ -1,8 +1,13 @@
+import AsyncToolsProcess
 import Foundation
 
 // asynctools-bench: `list` prints the benchmark names; `run NAME [--quick]` runs one benchmark in
 // this process and prints one JSON line. `Benchmarks/run` runs each in its own process, so peak
 // memory is per benchmark.
+
+// A re-executed copy of this program (the process benchmarks fork entry points) becomes the child here.
+try registerBenchmarkEntryPoints()
+await ChildProcess.bootstrap()
 
 let all: [Benchmark] =
   virtualTimeBenchmarks

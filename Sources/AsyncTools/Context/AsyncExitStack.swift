@@ -6,6 +6,7 @@ import Synchronization
 /// ```swift
 /// try await withExitStack { stack in
 ///   let config = try await stack.enter(openFile("app.toml"))
+///   var connections: [Connection] = []
 ///   for host in try config.hosts() {
 ///     connections.append(try await stack.enter(connection(to: host)))   // however many there are
 ///   }
