@@ -141,6 +141,8 @@ import Testing
       }
       pipe.closeWriteEnd()
       // End of file: the child exited. The monitor reaps it although nobody holds the object.
+      // Reaping has no event a test can observe from outside (a pidfd only says "exited"), so this
+      // polls for the pid to disappear, with a bound.
       #expect(try await pipe.read() == "bye")
       var reaped = false
       for _ in 0..<2000 where !reaped {

@@ -80,6 +80,44 @@ import Testing
     }
   }
 
+  /// Drives the child side of `bootstrap()` by hand: the helper program started as an external
+  /// executable with handshake variables the test writes itself.
+  func bootstrapByHand(_ variables: [String: String]) async throws -> (ChildProcess.ExitStatus, String) {
+    let pipe = try Pipe()
+    defer { pipe.closeReadEnd() }
+    var environment = ChildProcess.inheritedEnvironment
+    environment.merge(variables) { $1 }
+    environment["ASYNCTOOLS_READY_FD"] = "3"
+    let child = try await ChildProcess.spawn(
+      executable: testChildPath, environment: environment, fileDescriptors: [3: pipe.writeEnd])
+    pipe.closeWriteEnd()
+    let handshake = try await pipe.read()
+    return (try await child.wait(), handshake)
+  }
+
+  @Test func childWhoseParentDiedBeforePrctlRaisesTheDeathSignalItself() async throws {
+    // The parent pid in the handshake is not the real parent: exactly what the child sees when its
+    // parent died between the spawn and the child's prctl (it was re-parented).
+    try await withWatchdog {
+      let (status, handshake) = try await self.bootstrapByHand([
+        "ASYNCTOOLS_ENTRY": "sleep", "ASYNCTOOLS_ARGS": "0:",
+        "ASYNCTOOLS_PARENT_PID": "\(getpid() + 100_000)", "ASYNCTOOLS_DEATH_SIGNAL": "\(SIGTERM)",
+      ])
+      #expect(status == .signaled(SIGTERM, coreDumped: false))
+      #expect(handshake == "", "the child must not report readiness")
+    }
+  }
+
+  @Test func malformedHandshakeEnvironmentExitsWith126BeforeReadiness() async throws {
+    try await withWatchdog {
+      let (status, handshake) = try await self.bootstrapByHand([
+        "ASYNCTOOLS_ENTRY": "exit", "ASYNCTOOLS_ARGS": "2:zz",
+      ])
+      #expect(status == .exited(126))
+      #expect(handshake == "")
+    }
+  }
+
   @Test func unknownEntryPointIsAnErrorInTheParent() async throws {
     try await withWatchdog {
       let error = await #expect(throws: ProcessError.self) {

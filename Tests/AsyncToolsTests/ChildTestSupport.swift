@@ -1,9 +1,10 @@
+import AsyncTools
 import Synchronization
 
 /// A one-shot event for tests: tasks `wait()` until someone calls `open()`. Waiting ignores cancellation, so a
 /// cancelled child can block on a gate during its cleanup.
 final class ChildGate: Sendable {
-  private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+  private let state = Locked<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
   func open() {
     let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
@@ -30,7 +31,7 @@ final class ChildGate: Sendable {
 
 /// Counts events and lets a test wait until a count is reached.
 final class ChildCounter: Sendable {
-  private let state = Mutex<(count: Int, waiters: [(Int, CheckedContinuation<Void, Never>)])>((0, []))
+  private let state = Locked<(count: Int, waiters: [(Int, CheckedContinuation<Void, Never>)])>((0, []))
 
   @discardableResult
   func increment() -> Int {
@@ -63,7 +64,7 @@ final class ChildCounter: Sendable {
 
 /// An ordered, thread-safe log of strings.
 final class ChildLog: Sendable {
-  private let entries = Mutex<[String]>([])
+  private let entries = Locked<[String]>([])
   func append(_ entry: String) { entries.withLock { $0.append(entry) } }
   var all: [String] { entries.withLock { $0 } }
 }
@@ -83,8 +84,8 @@ func childSleepUntilCancelled() async {
 
 /// A thread-safe box for a value that tests read after concurrent writes.
 final class ChildBox<Value: Sendable>: Sendable {
-  private let storage: Mutex<Value>
-  init(_ value: Value) { storage = Mutex(value) }
+  private let storage: Locked<Value>
+  init(_ value: Value) { storage = Locked(value) }
   var value: Value { storage.withLock { $0 } }
   func set(_ value: Value) { storage.withLock { $0 = value } }
   func update<R: Sendable>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }

@@ -370,6 +370,17 @@ struct TimeoutVirtualTimeTests {
     }
   }
 
+  @Test func aCallerCancelledBeforeTheCallGetsCancellationWithoutWaitingForTheDeadline() async throws {
+    try await withVirtualTime { clock in
+      let caller = Task {
+        withUnsafeCurrentTask { $0?.cancel() }
+        return try await withTimeout(.seconds(3), clock: clock) { try await clock.sleep(for: .seconds(10)) }
+      }
+      #expect(CancellationFixtures.isCancellation(await caller.result))
+      #expect(clock.now.offset == .zero)
+    }
+  }
+
   @Test func cancellingTheCallerBeforeTheDeadlineThrowsCancellationAtThatInstant() async throws {
     try await withVirtualTime { clock in
       let caller = Task {

@@ -63,7 +63,7 @@ public final class ErrorGroupScope: Sendable {
     }
   }
 
-  private let state = Mutex(State())
+  private let state = Locked(State())
 
   init(name: String) {
     self.name = name
@@ -236,5 +236,5 @@ private func runErrorGroup<Result: Sendable>(
 
 /// Where the body, running in a child task, leaves its value for `withErrorGroup`.
 private final class ErrorGroupResult<Value: Sendable>: Sendable {
-  let value = Mutex<Value?>(nil)
+  let value = Locked<Value?>(nil)
 }

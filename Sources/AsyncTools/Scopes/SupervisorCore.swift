@@ -16,8 +16,8 @@ final class SupervisorCore: Sendable {
   let errorHandler: @Sendable (any Error) -> Void
   private let elapsed: @Sendable () -> Duration
   private let sleep: @Sendable (Duration) async throws -> Void
-  private let random: Mutex<any RandomNumberGenerator & Sendable>
-  private let state = Mutex(State())
+  private let random: Locked<any RandomNumberGenerator & Sendable>
+  private let state = Locked(State())
   private let unnamedChildren = Atomic<Int>(0)
 
   init<C: Clock<Duration>>(
@@ -30,7 +30,7 @@ final class SupervisorCore: Sendable {
     let start = clock.now
     self.elapsed = { start.duration(to: clock.now) }
     self.sleep = { delay in try await clock.sleep(until: clock.now.advanced(by: delay), tolerance: nil) }
-    self.random = Mutex(random)
+    self.random = Locked(random)
   }
 
   /// The first reason the supervisor gave up, if it did.

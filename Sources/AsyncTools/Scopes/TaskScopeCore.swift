@@ -54,7 +54,7 @@ final class TaskScopeCore: Sendable {
   let started = Atomic<Int>(0)
   let finished = Atomic<Int>(0)
   let bodyEnded = Atomic<Bool>(false)
-  let state = Mutex(State())
+  let state = Locked(State())
 
   init(errorHandler: @escaping @Sendable (any Error) -> Void) {
     self.errorHandler = errorHandler
