@@ -178,3 +178,15 @@ struct AsyncLRUCacheTests {
     #expect(error?.message.contains("expireAfter") == true)
   }
 }
+
+@Suite("AsyncLRUCache key-passing closure")
+struct AsyncLRUCacheKeyClosureTests {
+  @Test func keyPassingClosureGetsTheKeyAndSharesTheCache() async throws {
+    let cache = try AsyncLRUCache<Int, Int>(maxSize: 10)
+    #expect(try await cache.value(forKey: 4) { key in key * 10 } == 40)
+    #expect(try await cache.value(forKey: 4) { 0 } == 40, "both forms hit the same entry")
+    #expect(try await cache.value(forKey: 5) { $0 + 1 } == 6)
+    #expect(cache.info().hits == 1)
+    #expect(cache.info().misses == 2)
+  }
+}
