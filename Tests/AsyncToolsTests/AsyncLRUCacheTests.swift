@@ -70,7 +70,11 @@ struct AsyncLRUCacheTests {
     #expect(cache.info() == CacheInfo(hits: 1, misses: 2, maxSize: 10, currentSize: 2, inFlight: 0))
 
     let gate = FunctoolsGate()
-    let pending = Task { try await cache.value(forKey: "c") { await gate.wait(); return 4 } }
+    let pending = Task {
+      try await cache.value(forKey: "c") {
+        await gate.wait(); return 4
+      }
+    }
     await functoolsEventually { cache.info().inFlight == 1 }
     #expect(cache.info().currentSize == 2, "a computation in flight takes no room")
     #expect(!cache.contains("c"), "a computation in flight is not contained")
