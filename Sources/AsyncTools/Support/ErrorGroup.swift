@@ -7,8 +7,12 @@
 ///
 /// Flattening rule: an `ErrorGroup` is never nested directly inside another. When a group is built
 /// from errors that are themselves groups, their members are spliced in place, so
-/// `errors` is always a flat list of leaf errors in order of occurrence. A group is never empty;
-/// APIs that would build a group of one error still throw a group, so callers match one type.
+/// `errors` is always a flat list of leaf errors in order of occurrence. A group is never empty.
+///
+/// When only one error happened, each API documents what it throws: the scoped-resource APIs
+/// (`withContext`, `withExitStack`, …) throw a lone error unchanged, so the body's error reaches
+/// the caller as it was thrown; aggregating APIs (`cancelAndWait(_:)` of many tasks, `race` when
+/// every contender failed, `withErrorGroup`) throw a group even of one, so callers match one type.
 public struct ErrorGroup: Error, CustomStringConvertible, Sendable {
   /// The errors, flat and in order of occurrence. Never empty.
   public let errors: [any Error]
