@@ -33,7 +33,13 @@ struct AsyncLRUCacheSingleFlightTests {
   @Test func concurrentMissesOnDifferentKeysRunIndependently() async throws {
     let cache = try AsyncLRUCache<Int, Int>(maxSize: 10)
     let gates = (0..<3).map { _ in FunctoolsGate() }
-    let callers = (0..<3).map { key in Task { try await cache.value(forKey: key) { await gates[key].wait(); return key } } }
+    let callers = (0..<3).map { key in
+      Task {
+        try await cache.value(forKey: key) {
+          await gates[key].wait(); return key
+        }
+      }
+    }
     await functoolsEventually { cache.info().inFlight == 3 }
     gates[2].open()
     #expect(try await callers[2].value == 2, "key 2 does not wait for keys 0 and 1")
@@ -125,7 +131,11 @@ struct AsyncLRUCacheSingleFlightTests {
       await gate.wait()
       let hit = try await cache.value(forKey: 1) { computations.increment() }
       let miss: Result<Int, any Error>
-      do { miss = .success(try await cache.value(forKey: 2) { computations.increment() }) } catch { miss = .failure(error) }
+      do {
+        miss = .success(try await cache.value(forKey: 2) { computations.increment() })
+      } catch {
+        miss = .failure(error)
+      }
       return (hit, miss)
     }
     caller.cancel()
@@ -141,12 +151,20 @@ struct AsyncLRUCacheSingleFlightTests {
     let cache = try AsyncLRUCache<Int, String>(maxSize: 10)
     let oldGate = FunctoolsGate()
     let newGate = FunctoolsGate()
-    let old = Task { try await cache.value(forKey: 1) { await oldGate.wait(); return "old" } }
+    let old = Task {
+      try await cache.value(forKey: 1) {
+        await oldGate.wait(); return "old"
+      }
+    }
     await functoolsEventually { cache.info().inFlight == 1 }
 
     #expect(cache.invalidate(1), "a computation in flight counts as something to invalidate")
     #expect(cache.info().inFlight == 0)
-    let new = Task { try await cache.value(forKey: 1) { await newGate.wait(); return "new" } }
+    let new = Task {
+      try await cache.value(forKey: 1) {
+        await newGate.wait(); return "new"
+      }
+    }
     await functoolsEventually { cache.info().inFlight == 1 }
     #expect(cache.info().misses == 2, "a caller after the invalidation starts a new computation")
 
@@ -161,7 +179,11 @@ struct AsyncLRUCacheSingleFlightTests {
   @Test func clearDuringComputationDetachesIt() async throws {
     let cache = try AsyncLRUCache<Int, String>(maxSize: 10)
     let gate = FunctoolsGate()
-    let caller = Task { try await cache.value(forKey: 1) { await gate.wait(); return "old" } }
+    let caller = Task {
+      try await cache.value(forKey: 1) {
+        await gate.wait(); return "old"
+      }
+    }
     await functoolsEventually { cache.info().inFlight == 1 }
     cache.clear()
     #expect(cache.info() == CacheInfo(hits: 0, misses: 0, maxSize: 10, currentSize: 0, inFlight: 0))
@@ -173,7 +195,11 @@ struct AsyncLRUCacheSingleFlightTests {
   @Test func computationDoesNotInheritTheFirstCallersCancellation() async throws {
     let cache = try AsyncLRUCache<Int, Bool>(maxSize: 10)
     let gate = FunctoolsGate()
-    let first = Task { try await cache.value(forKey: 1) { await gate.wait(); return Task.isCancelled } }
+    let first = Task {
+      try await cache.value(forKey: 1) {
+        await gate.wait(); return Task.isCancelled
+      }
+    }
     await functoolsEventually { cache.info().misses == 1 }
     let second = Task { try await cache.value(forKey: 1) { true } }
     await functoolsEventually { cache.info().hits == 1 }

@@ -70,7 +70,11 @@ struct AsyncLRUCacheTests {
     #expect(cache.info() == CacheInfo(hits: 1, misses: 2, maxSize: 10, currentSize: 2, inFlight: 0))
 
     let gate = FunctoolsGate()
-    let pending = Task { try await cache.value(forKey: "c") { await gate.wait(); return 4 } }
+    let pending = Task {
+      try await cache.value(forKey: "c") {
+        await gate.wait(); return 4
+      }
+    }
     await functoolsEventually { cache.info().inFlight == 1 }
     #expect(cache.info().currentSize == 2, "a computation in flight takes no room")
     #expect(!cache.contains("c"), "a computation in flight is not contained")
@@ -176,5 +180,17 @@ struct AsyncLRUCacheTests {
     }
     #expect(error?.code == .invalidArgument)
     #expect(error?.message.contains("expireAfter") == true)
+  }
+}
+
+@Suite("AsyncLRUCache key-passing closure")
+struct AsyncLRUCacheKeyClosureTests {
+  @Test func keyPassingClosureGetsTheKeyAndSharesTheCache() async throws {
+    let cache = try AsyncLRUCache<Int, Int>(maxSize: 10)
+    #expect(try await cache.value(forKey: 4) { key in key * 10 } == 40)
+    #expect(try await cache.value(forKey: 4) { 0 } == 40, "both forms hit the same entry")
+    #expect(try await cache.value(forKey: 5) { $0 + 1 } == 6)
+    #expect(cache.info().hits == 1)
+    #expect(cache.info().misses == 2)
   }
 }

@@ -6,7 +6,11 @@ struct BoundedConcurrencyTests {
   /// Tracks how many operations run at once and the highest that number reached.
   final class Occupancy: Sendable {
     private let state = SanitizedMutex((current: 0, peak: 0))
-    func enter() { state.withLock { $0.current += 1; $0.peak = max($0.peak, $0.current) } }
+    func enter() {
+      state.withLock {
+        $0.current += 1; $0.peak = max($0.peak, $0.current)
+      }
+    }
     func leave() { state.withLock { $0.current -= 1 } }
     var peak: Int { state.withLock { $0.peak } }
   }

@@ -39,7 +39,11 @@ final class FunctoolsGate: Sendable {
 final class FunctoolsCounter: Sendable {
   private let value = SanitizedMutex(0)
   @discardableResult
-  func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+  func increment() -> Int {
+    value.withLock {
+      $0 += 1; return $0
+    }
+  }
   var current: Int { value.withLock { $0 } }
 }
 

@@ -20,6 +20,7 @@ public struct CacheInfo: Hashable, Sendable, CustomStringConvertible {
     self.inFlight = inFlight
   }
 
+  /// A one-line summary of every field.
   public var description: String {
     "CacheInfo(hits: \(hits), misses: \(misses), maxSize: \(maxSize.map(String.init) ?? "nil"), "
       + "currentSize: \(currentSize), inFlight: \(inFlight))"

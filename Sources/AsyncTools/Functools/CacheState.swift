@@ -200,7 +200,9 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
     return resumptions
   }
 
-  private mutating func storeCompleted(_ key: Key, _ value: Value, now: Duration?, expireAfter: Duration?, maxSize: Int?) {
+  private mutating func storeCompleted(
+    _ key: Key, _ value: Value, now: Duration?, expireAfter: Duration?, maxSize: Int?
+  ) {
     var expiresAt = Duration.zero
     if let now, let expireAfter {
       storage.purgeExpired(now: now)
