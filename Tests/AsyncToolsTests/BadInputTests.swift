@@ -190,3 +190,39 @@ private final class BadInputCount: Sendable {
   func increment() { state.withLock { $0 += 1 } }
   var value: Int { state.withLock { $0 } }
 }
+
+/// Bad input for persistent groups and coordination (race, gatherSafe, asCompletedSafe).
+@Suite("Bad input: groups and coordination")
+struct CoordinationBadInputTests {
+  @Test(arguments: [0, -5])
+  func aPersistentGroupNeedsAConcurrencyOfAtLeastOne(limit: Int) {
+    let error = #expect(throws: AsyncToolsError.self) { _ = try PersistentTaskGroup(maxConcurrency: limit) }
+    #expect(error?.code == .invalidArgument)
+    #expect(error?.message.contains("maxConcurrency") == true)
+  }
+
+  @Test func shuttingDownOrClosingAPersistentGroupAgainIsHarmless() async throws {
+    let group = PersistentTaskGroup()
+    await group.shutdown()
+    await group.shutdown()
+    await group.close()
+    #expect(try await group.close(timeout: .seconds(1)))
+    #expect(!group.isAcceptingTasks)
+  }
+
+  @Test func raceCollectingErrorsWithNoOperationIsAnInvalidArgument() async {
+    let operations: [@Sendable () async throws -> Int] = []
+    let error = await #expect(throws: AsyncToolsError.self) { _ = try await raceCollectingErrors(operations) }
+    #expect(error?.code == .invalidArgument)
+  }
+
+  @Test func asCompletedSafeWithNoOperationYieldsNothingAndReturns() async {
+    let operations: [@Sendable () async throws -> Int] = []
+    let count = await withAsCompletedSafe(operations) { results in
+      var count = 0
+      for await _ in results { count += 1 }
+      return count
+    }
+    #expect(count == 0)
+  }
+}
