@@ -100,8 +100,10 @@ public final class PersistentTaskGroup: Sendable {
     let cancelled = core.beginShutdown()
     if cancelled > 0 {
       Self.logger.warning(
-        "PersistentTaskGroup '\(name)' was released without shutdown() or close(); cancelled its \(cancelled) live task(s) without awaiting them"
-      )
+        """
+        PersistentTaskGroup '\(name)' was released without shutdown() or close(); \
+        cancelled its \(cancelled) live task(s) without awaiting them
+        """)
     }
   }
 
