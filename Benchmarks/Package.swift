@@ -41,7 +41,8 @@ let package = Package(
       ],
       swiftSettings: [.treatAllWarnings(as: .error)]
     ),
-    .executableTarget(name: "EchoLoad", swiftSettings: [.treatAllWarnings(as: .error)]),
+    .target(name: "CEpoll"),
+    .executableTarget(name: "EchoLoad", dependencies: ["CEpoll"], swiftSettings: [.treatAllWarnings(as: .error)]),
     .executableTarget(
       name: "PlainNIOEcho",
       dependencies: [

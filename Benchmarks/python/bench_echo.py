@@ -63,6 +63,19 @@ class Output:
             return "\n".join(line for _, line in self.lines)
 
 
+LIVE_SERVERS = set()
+
+
+def kill_live_servers(signum, _frame):
+    """The driver itself is stopped (e.g. `timeout` in Benchmarks/run): take every server along."""
+    for server in list(LIVE_SERVERS):
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sys.exit(128 + signum)
+
+
 class Server:
     """One server under test: its own session (so that aiotools' `os.kill(0, SIGINT)` and any
     leftover stays in its process group), stdout and stderr read by threads, a pidfd for exit."""
@@ -72,6 +85,7 @@ class Server:
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, start_new_session=True)
         self.pid = self.process.pid
+        LIVE_SERVERS.add(self)
         self.pidfd = os.pidfd_open(self.pid)
         self.stdout = Output(self.process.stdout)
         self.stderr = Output(self.process.stderr)
@@ -167,6 +181,7 @@ class Server:
         except ProcessLookupError:
             pass
         os.close(self.pidfd)
+        LIVE_SERVERS.discard(self)
         for output in (self.stdout, self.stderr):
             output.thread.join(5)
         return leftover
@@ -270,6 +285,8 @@ def main():
     parser.add_argument("--filter", default=".")
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, kill_live_servers)
+    signal.signal(signal.SIGINT, kill_live_servers)
     duration, warmup, runs = (2.0, 0.3, 3) if args.quick else (5.0, 0.5, 5)
 
     selected = [(w, v) for w in GROUPS for v in VARIANTS

@@ -13,6 +13,7 @@
 // — the least a TCP client can do without io_uring. No NIO, no Foundation, no allocation per round
 // trip (latencies go into a fixed histogram).
 #if canImport(Glibc)
+import CEpoll
 import Glibc
 #else
 #error("echo-load needs Linux (epoll)")
@@ -189,7 +190,7 @@ func drive(sockets: [Int32], messageSize: Int, deadline: Int64) -> ThreadResult 
 
 func cpuNanoseconds() -> Int64 {
   var usage = rusage()
-  getrusage(RUSAGE_SELF, &usage)
+  getrusage(RUSAGE_SELF.rawValue, &usage)
   func nanoseconds(_ time: timeval) -> Int64 { Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_usec) * 1000 }
   return nanoseconds(usage.ru_utime) + nanoseconds(usage.ru_stime)
 }

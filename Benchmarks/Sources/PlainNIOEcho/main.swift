@@ -73,7 +73,7 @@ do {
   fail("cannot listen on 127.0.0.1:\(port): \(error)")
 }
 print("plain-nio-echo listening on 127.0.0.1:\(channel.localAddress?.port ?? 0) with \(threads) event loop thread(s)")
-fflush(stdout)
+fflush(nil)  // the driver reads this line through a pipe
 
 var signal: Int32 = 0
 sigwait(&stopSignals, &signal)
