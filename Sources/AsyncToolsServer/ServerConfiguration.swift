@@ -2,7 +2,7 @@ import AsyncTools
 import Logging
 import UnixSignals
 
-/// How ``startServer(configuration:clock:worker:main:)`` runs its workers and stops them.
+/// How ``startServer(configuration:clock:worker:extraProcesses:main:)`` runs its workers and stops them.
 ///
 /// A value type with documented defaults, in the style of swift-service-lifecycle's
 /// `ServiceGroupConfiguration`: start from `ServerConfiguration()` and set what differs.

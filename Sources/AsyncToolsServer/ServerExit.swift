@@ -32,7 +32,7 @@ public enum WorkerFailure: Sendable, Hashable, CustomStringConvertible {
   }
 }
 
-/// What ended a server: the value ``startServer(configuration:clock:worker:main:)`` returns in the
+/// What ended a server: the value ``startServer(configuration:clock:worker:extraProcesses:main:)`` returns in the
 /// main process, with the exit status the process should end with (``exitCode``).
 public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
   /// A stop signal (from the operating system or ``ServerMain/signal(_:)``) stopped the server and

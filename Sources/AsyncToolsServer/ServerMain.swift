@@ -3,7 +3,7 @@ import Synchronization
 import UnixSignals
 
 /// The main context's handle on the server, passed to the `main` closure of
-/// ``startServer(configuration:clock:worker:main:)``: it starts the workers, tells where the server
+/// ``startServer(configuration:clock:worker:extraProcesses:main:)``: it starts the workers, tells where the server
 /// listens, and lets code stop the server as a signal would.
 public struct ServerMain: Sendable {
   /// The configuration the server runs with.

@@ -12,6 +12,8 @@ import UnixSignals
 /// that all workers have died without polling (aiotools #102).
 struct ServerSupervisor<C: Clock<Duration>>: Sendable {
   let configuration: ServerConfiguration
+  /// Workers plus extra processes.
+  let processCount: Int
   let launcher: any WorkerLauncher
   let clock: C
   let events: AsyncStream<SupervisorEvent>
@@ -97,7 +99,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
         return await launch(slot: slot, index: slots[slot].index)
       }
 
-      for index in 0..<configuration.numWorkers {
+      for index in 0..<processCount {
         slots.append(Slot(index: index, handle: nil, state: .exited))
         if await !launch(slot: index, index: index) { break }
       }

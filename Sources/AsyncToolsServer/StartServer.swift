@@ -44,17 +44,26 @@ import UnixSignals
 ///   - configuration: Workers, mode, signals, timeouts, listen address; validated first.
 ///   - clock: The clock of the shutdown timeouts and the restart window.
 ///   - worker: The worker body; see ``WorkerContext``.
+///   - extraProcesses: aiotools' `extra_procs`: more bodies, run once each beside the workers
+///     (processes or threads, as the workers), with the `processIndex` values that follow the
+///     workers' (`numWorkers`, `numWorkers + 1`, …), stopped, restarted and supervised like workers.
 ///   - main: The main context. Default: run the workers with no extra arguments.
 /// - Returns: How the server ended; ``ServerExit/exitCode`` is the status to exit with.
 public func startServer<C: Clock<Duration>>(
   configuration: ServerConfiguration = ServerConfiguration(),
   clock: C = ContinuousClock(),
   worker: @escaping @Sendable (WorkerContext) async throws -> Void,
+  extraProcesses: [@Sendable (WorkerContext) async throws -> Void] = [],
   main: (ServerMain) async throws -> ServerExit = { try await $0.runWorkers() }
 ) async throws -> ServerExit {
   try configuration.validate()
+  let numWorkers = configuration.numWorkers
+  let bodies = WorkerBodies { index in index < numWorkers ? worker : extraProcesses[index - numWorkers] }
   if configuration.mode == .processes, let runtime = WorkerProcessRuntime.fromEnvironment() {
-    await runtime.run(configuration: configuration, body: worker)
+    guard runtime.processIndex < numWorkers + extraProcesses.count else {
+      fatalError("worker process \(runtime.processIndex) has no body: the main process and its workers disagree")
+    }
+    await runtime.run(configuration: configuration, body: bodies.body(runtime.processIndex))
   }
   let socket = try configuration.listen.map { address throws(ServerError) in try ListeningSocket(address) }
   let (events, continuation) = AsyncStream.makeStream(of: SupervisorEvent.self)
@@ -74,13 +83,14 @@ public func startServer<C: Clock<Duration>>(
       switch configuration.mode {
       case .threads:
         ThreadWorkerLauncher(
-          configuration: configuration, arguments: arguments + configuration.arguments, socket: socket, body: worker)
+          configuration: configuration, arguments: arguments + configuration.arguments, socket: socket, bodies: bodies)
       case .processes:
         try ProcessWorkerLauncher(
           configuration: configuration, arguments: arguments + configuration.arguments, socket: socket)
       }
     let supervisor = ServerSupervisor(
-      configuration: configuration, launcher: launcher, clock: clock, events: events, continuation: continuation)
+      configuration: configuration, processCount: numWorkers + extraProcesses.count, launcher: launcher, clock: clock,
+      events: events, continuation: continuation)
     // The loop runs in its own task so that cancelling the caller becomes a stop event instead of
     // ending the event stream under the loop's feet.
     let loop = Task { await supervisor.run() }
@@ -108,4 +118,9 @@ private func forwardSignals(
   return Task {
     for await signal in sequence { continuation.yield(.signal(signal)) }
   }
+}
+
+/// Which body runs at which `processIndex`: the worker body, then the extra processes.
+struct WorkerBodies: Sendable {
+  let body: @Sendable (Int) -> @Sendable (WorkerContext) async throws -> Void
 }

@@ -18,18 +18,18 @@ final class ThreadWorkerLauncher: WorkerLauncher {
   private let configuration: ServerConfiguration
   private let arguments: [String]
   private let socket: ListeningSocket?
-  private let body: @Sendable (WorkerContext) async throws -> Void
+  private let bodies: WorkerBodies
   /// The worker tasks, awaited by `finish()`: the owner of every task this launcher starts.
   private let tasks = Mutex<[Task<Void, Never>]>([])
 
   init(
     configuration: ServerConfiguration, arguments: [String], socket: ListeningSocket?,
-    body: @escaping @Sendable (WorkerContext) async throws -> Void
+    bodies: WorkerBodies
   ) {
     self.configuration = configuration
     self.arguments = arguments
     self.socket = socket
-    self.body = body
+    self.bodies = bodies
   }
 
   private struct Handle: WorkerHandle {
@@ -46,7 +46,7 @@ final class ThreadWorkerLauncher: WorkerLauncher {
     let context = WorkerContext(
       processIndex: index, arguments: arguments, listeningSocket: socket?.duplicate(),
       listeningPort: socket?.port, mode: .threads, core: core)
-    let body = self.body
+    let body = bodies.body(index)
     let logger = configuration.logger
     let task = Task {
       let outcome: WorkerOutcome

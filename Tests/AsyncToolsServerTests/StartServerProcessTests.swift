@@ -85,6 +85,21 @@ struct StartServerProcessTests {
     }
   }
 
+  @Test func anExtraProcessIsStartedAndStoppedLikeAWorker() async throws {
+    let server = try LaunchedProcess("AsyncToolsTestChild", ["server", "--workers", "1", "--extra", "1"])
+    defer { server.killIfRunning() }
+    try await withWatchdog {
+      await waitForReady(server, workers: 1)
+      await server.output.wait { $0.contains { $0.hasSuffix("worker 1 is ready") } && $0.contains { $0.hasPrefix("out: extra 1 pid") } }
+      let extra = try #require(server.stdoutLines.first { $0.hasPrefix("extra 1 pid ") }.flatMap { pid_t($0.split(separator: " ")[3]) })
+      #expect(childrenOf(server.pid).contains(extra))
+      server.signal(SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.stderrText)")
+      #expect(server.stdoutLines.contains("extra 1 stopped by SIGTERM"))
+      await expectGone([extra])
+    }
+  }
+
   @Test func aWorkerIgnoringTheStopSignalIsKilledAfterTheWaitTimeout() async throws {
     let server = try LaunchedProcess(
       "AsyncToolsTestChild", ["server", "--workers", "2", "--ignore-stop", "0", "--wait-timeout-ms", "300"])

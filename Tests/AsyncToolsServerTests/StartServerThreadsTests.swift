@@ -263,6 +263,28 @@ struct StartServerThreadsTests {
     #expect(error == .completed)
   }
 
+  @Test func extraProcessesRunBesideTheWorkersWithTheFollowingIndices() async throws {
+    let probe = Probe()
+    let exit = try await withWatchdog {
+      let extra: @Sendable (WorkerContext) async throws -> Void = { context in
+        probe.record("extra \(context.processIndex) stopped by \(await context.stopSignal())")
+      }
+      return try await startServer(
+        configuration: threadsConfiguration(workers: 2, logTo: probe),
+        worker: { context in probe.record("worker \(context.processIndex) stopped by \(await context.stopSignal())") },
+        extraProcesses: [extra, extra]
+      ) { server in
+        async let exit = server.runWorkers()
+        await probe.wait { $0.filter { $0.hasSuffix("is ready") }.count == 4 }
+        server.signal(.sigint)
+        return try await exit
+      }
+    }
+    #expect(exit == .stopped(.sigint))
+    let stops = Set(probe.events.filter { !$0.hasPrefix("log: ") })
+    #expect(stops == ["worker 0 stopped by SIGINT", "worker 1 stopped by SIGINT", "extra 2 stopped by SIGINT", "extra 3 stopped by SIGINT"])
+  }
+
   @Test func theProcessIndexIsATaskLocalOfEachWorker() async throws {
     let probe = Probe()
     var configuration = threadsConfiguration(workers: 4)

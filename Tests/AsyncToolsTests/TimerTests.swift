@@ -460,3 +460,27 @@ struct TimersGuideTests {
     #expect(evictions.all.count == 120)
   }
 }
+
+@Suite("PeriodicTimer stopped from its own tick")
+struct TimerSelfStopTests {
+  @Test func aTickCanStopItsTimerWithoutAwaitingTheCancel() async throws {
+    let events = TimerFixtures.Log<String>()
+    try await withVirtualTime { clock in
+      let box = TimerFixtures.Log<PeriodicTimer>()
+      let stopper = TimerFixtures.Log<Task<Void, Never>>()
+      let timer = try PeriodicTimer.start(every: .ms(100), clock: clock) { tick in
+        events.append("tick \(tick.number)")
+        if tick.number == 2, let timer = box.all.first {
+          stopper.append(Task { await timer.cancel() })
+          do { try await clock.sleep(for: never) } catch { events.append("tick 2 cancelled") }
+        }
+      }
+      box.append(timer)
+      try await clock.sleep(for: .ms(250))
+      await stopper.all.first?.value
+      events.append("stopped@\(clock.now.offset.milliseconds)")
+      try await clock.sleep(for: .seconds(1))
+    }
+    #expect(events.all == ["tick 0", "tick 1", "tick 2", "tick 2 cancelled", "stopped@250"])
+  }
+}

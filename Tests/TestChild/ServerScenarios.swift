@@ -2,7 +2,7 @@
 //
 //     AsyncToolsTestChild server [--threads] [--workers N] [--port P] [--wait-timeout-ms N]
 //         [--graceful-timeout-ms N] [--policy stop|ignore|restart] [--ignore-stop I]
-//         [--fail-startup I] [--slow-startup I] [--exit-early]
+//         [--fail-startup I] [--slow-startup I] [--exit-early] [--extra N]
 //
 // Each worker prints `worker <index> pid <pid>` when its body starts and `worker <index> stopped
 // by <signal>` after its stop; the main process prints `listening <port>` and, at the end,
@@ -47,7 +47,12 @@ func runServerScenarioIfRequested() async {
 
   struct StartupFailed: Error {}
   do {
-    let result = try await startServer(configuration: configuration) { context in
+    let extra: @Sendable (WorkerContext) async throws -> Void = { context in
+      say("extra \(context.processIndex) pid \(getpid())")
+      say("extra \(context.processIndex) stopped by \(await context.stopSignal())")
+    }
+    let extras = Array(repeating: extra, count: option("--extra") ?? 0)
+    let worker: @Sendable (WorkerContext) async throws -> Void = { context in
       let index = context.processIndex
       say("worker \(index) pid \(getpid())")
       if exitEarly { return }
@@ -62,7 +67,8 @@ func runServerScenarioIfRequested() async {
         pthread_sigmask(SIG_BLOCK, &all, nil)
         while true { pause() }
       }
-    } main: { server in
+    }
+    let result = try await startServer(configuration: configuration, worker: worker, extraProcesses: extras) { server in
       if let port = server.listeningPort { say("listening \(port)") }
       return try await server.runWorkers()
     }

@@ -14,7 +14,9 @@
 /// object.
 ///
 /// Semantics:
-/// - **Ticks are child tasks** of the timer's own task. The first tick falls due at once (aiotools)
+/// - **Ticks are child tasks** of the timer's own task, started immediately: a tick runs on the
+///   timer's thread until its first suspension, so its synchronous work delays the timer (give
+///   CPU-heavy work its own task). The first tick falls due at once (aiotools)
 ///   or after `initialDelay`; the next ones follow the ``Schedule`` (``Schedule/fixedRate`` by
 ///   default: tick *n* is due at `start + n × interval`, no drift).
 /// - **A slow tick** is handled by the ``DelayPolicy``: run side by side (``DelayPolicy/overlap``,
@@ -97,6 +99,10 @@ public final class PeriodicTimer: Sendable {
   /// Calling it again, or from several tasks at once, is harmless: every call returns once the
   /// timer has stopped. Cancelling the caller does not cut the wait short (the ticks' cleanup
   /// cannot be interrupted by it); check `Task.isCancelled` afterwards if you need to know.
+  ///
+  /// Do not await `cancel()` from one of this timer's own ticks: the tick would wait for itself.
+  /// A tick that wants to stop its timer can start the call without awaiting it
+  /// (`Task { await timer.cancel() }`): the tick is then cancelled and awaited like the others.
   public func cancel() async {
     task.cancel()
     await task.value

@@ -60,16 +60,13 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     await withDiscardingTaskGroup { group in
       while !Task.isCancelled {
         let tick = scheduler.tick
+        scheduler.advance(now: clock.now)
         if !skipWhileRunning {
-          group.addTask { await self.runTick(tick) }
+          startTick(tick, in: &group)
         } else if !running.load(ordering: .acquiring) {
           running.store(true, ordering: .releasing)
-          group.addTask {
-            await self.runTick(tick)
-            self.running.store(false, ordering: .releasing)
-          }
+          startTick(tick, in: &group, clearingRunning: true)
         }
-        scheduler.advance(now: clock.now)
         do { try await clock.sleep(until: scheduler.deadline, tolerance: nil) } catch { return }
       }
     }
@@ -82,8 +79,8 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     while !Task.isCancelled {
       let tick = scheduler.tick
       let stopped = await withDiscardingTaskGroup { group in
-        group.addTask { await self.runTick(tick) }
         scheduler.advance(now: clock.now)
+        startTick(tick, in: &group)
         do {
           try await clock.sleep(until: scheduler.deadline, tolerance: nil)
         } catch {
@@ -96,9 +93,25 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     }
   }
 
+  /// Starts a tick as a child task that begins at once, on this thread, and runs until its first
+  /// suspension before the loop goes on (`addImmediateTask`, SE-0472). Compared with `addTask`,
+  /// this saves each tick a hop through the global executor — the difference between keeping up
+  /// and falling behind with a thousand 10 ms timers on a loaded machine — and starts ticks in a
+  /// deterministic order. The price: a tick's synchronous prefix delays the loop (documented).
+  private func startTick(
+    _ tick: Tick, in group: inout DiscardingTaskGroup, clearingRunning: Bool = false
+  ) {
+    if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
+      group.addImmediateTask { await self.runTick(tick, clearingRunning: clearingRunning) }
+    } else {
+      group.addTask { await self.runTick(tick, clearingRunning: clearingRunning) }
+    }
+  }
+
   /// Runs one tick and reports its failure. A `CancellationError` from a cancelled tick is the
   /// expected end of a cancelled tick, not a failure.
-  private func runTick(_ tick: Tick) async {
+  private func runTick(_ tick: Tick, clearingRunning: Bool) async {
+    defer { if clearingRunning { running.store(false, ordering: .releasing) } }
     do {
       try await body(tick)
     } catch {

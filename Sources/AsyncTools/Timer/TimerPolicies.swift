@@ -87,8 +87,8 @@ extension PeriodicTimer {
   /// What a ``Schedule/fixedRate`` timer does with ticks whose deadline had already passed by the
   /// time it could start them (Tokio's `MissedTickBehavior`).
   ///
-  /// A tick is *missed* when the timer finishes starting one tick after the next one's deadline
-  /// has passed: the timer was held up — by the cleanup ``DelayPolicy/cancelPrevious`` waits for,
+  /// A tick is *missed* when its deadline has already passed at the moment the timer starts the
+  /// tick before it: the timer was held up — by the cleanup ``DelayPolicy/cancelPrevious`` waits for,
   /// or because the process was stalled or suspended. A timer that wakes a little late but before
   /// the next deadline misses nothing; its lateness does not accumulate.
   public struct MissedTickBehavior: Hashable, Sendable, CustomStringConvertible {

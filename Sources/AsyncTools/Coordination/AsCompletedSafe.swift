@@ -1,0 +1,104 @@
+/// Runs the operations concurrently and hands `body` their outcomes in completion order
+/// (aiotools' `as_completed_safe`). When `body` ends — normally, by `break`, by throwing, or
+/// because the caller was cancelled — the operations still running are cancelled **and awaited**
+/// before this function returns.
+///
+/// ```swift
+/// let first = await withAsCompletedSafe(replicas.map { r in { try await r.query(q) } }) { results in
+///   for await case .success(let answer) in results { return answer }
+///   return nil
+/// }
+/// // Every other replica query has been cancelled and has finished here.
+/// ```
+///
+/// Why a scope and not a plain `AsyncSequence`: an iterator cannot run asynchronous cleanup when
+/// the loop is left with `break` or `throw` (there is no async `deinit`, and no more `next()`
+/// call comes), so a bare sequence could only cancel the remaining operations, never wait for
+/// them. aiotools has the same problem and asks callers to wrap its generator in `aclosing`; the
+/// scope makes that wait impossible to forget.
+///
+/// - Elements are `Result`s, so a failing operation is one element and never ends the loop.
+///   Operations that end at the same moment come out in an unspecified order.
+/// - The sequence finishes after one element per operation. If the calling task is cancelled,
+///   the operations are cancelled with it and their outcomes (usually `CancellationError`) keep
+///   arriving; the iteration may also end early, as any `AsyncStream` does in a cancelled task.
+/// - The sequence is only valid inside `body`; iterated after the scope ended, it is empty.
+/// - Returns or throws whatever `body` returns or throws, after the wait.
+public func withAsCompletedSafe<T: Sendable, R, Failure: Error>(
+  _ operations: [@Sendable () async throws -> T],
+  isolation: isolated (any Actor)? = #isolation,
+  body: (AsCompletedSafeResults<T>) async throws(Failure) -> R
+) async throws(Failure) -> R {
+  let (stream, continuation) = AsyncStream.makeStream(of: Result<T, any Error>.self)
+  let outcome = await withTaskGroup(
+    of: Void.self, returning: Result<R, Failure>.self, isolation: isolation
+  ) { group in
+    for operation in operations {
+      group.addTask {
+        let outcome: Result<T, any Error>
+        do { outcome = .success(try await operation()) } catch { outcome = .failure(error) }
+        continuation.yield(outcome)
+      }
+    }
+    let outcome: Result<R, Failure>
+    do throws(Failure) {
+      outcome = .success(try await body(AsCompletedSafeResults(stream: stream, count: operations.count)))
+    } catch {
+      outcome = .failure(error)
+    }
+    // Leaving the group's body awaits every child: cancel first, so that wait is short.
+    group.cancelAll()
+    return outcome
+  }
+  continuation.finish()
+  return try outcome.get()
+}
+
+/// The outcomes of the operations given to ``withAsCompletedSafe(_:isolation:body:)``, in
+/// completion order: one `Result` per operation, then the end.
+public struct AsCompletedSafeResults<T: Sendable>: AsyncSequence, Sendable {
+  /// One operation's outcome.
+  public typealias Element = Result<T, any Error>
+  /// Iteration never throws: failures are elements.
+  public typealias Failure = Never
+
+  let stream: AsyncStream<Element>
+  let count: Int
+
+  /// Creates an iterator; iterate the sequence once.
+  public func makeAsyncIterator() -> AsyncIterator {
+    AsyncIterator(base: stream.makeAsyncIterator(), remaining: count)
+  }
+
+  /// Iterates the outcomes; ends after one element per operation.
+  public struct AsyncIterator: AsyncIteratorProtocol {
+    /// Iteration never throws.
+    public typealias Failure = Never
+
+    var base: AsyncStream<Element>.Iterator
+    var remaining: Int
+
+    /// The next outcome in completion order, or `nil` once every operation's outcome was
+    /// delivered (or the scope ended, or the calling task was cancelled).
+    public mutating func next() async -> Element? {
+      guard remaining > 0 else { return nil }
+      guard let element = await base.next() else {
+        remaining = 0
+        return nil
+      }
+      remaining -= 1
+      return element
+    }
+
+    /// The next outcome in completion order, staying on the caller's actor.
+    public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
+      guard remaining > 0 else { return nil }
+      guard let element = await base.next(isolation: actor) else {
+        remaining = 0
+        return nil
+      }
+      remaining -= 1
+      return element
+    }
+  }
+}
