@@ -35,7 +35,9 @@ async def echo(reader, writer):
 async def worker(loop, pidx, args):
     port = args[0]
     server = await asyncio.start_server(echo, "127.0.0.1", port, reuse_port=True)
-    print(f"[{pidx}] started", flush=True)
+    # One write, so that the workers' lines never interleave in the pipe.
+    sys.stdout.write(f"[{pidx}] started\n")
+    sys.stdout.flush()
     yield  # until a stop signal
     server.close()
     await server.wait_closed()

@@ -95,13 +95,19 @@ class Server:
         their arrival times."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
+        drained = False
         while True:
+            if not drained and self.exited(0):
+                # It has exited: what it wrote is all in the pipes; let the readers reach EOF.
+                drained = True
+                for output in (self.stdout, self.stderr):
+                    output.thread.join(5)
             found = [(t, m) for output in (self.stdout, self.stderr)
-                     for t, line in list(output.lines) if (m := regex.search(line))]
+                     for t, line in list(output.lines) for m in regex.finditer(line)]
             if len(found) >= count:
                 return sorted(found, key=lambda item: item[0])
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.exited(0):
+            if remaining <= 0 or drained:
                 raise RuntimeError(f"{self.argv[0]}: no {count}× /{pattern}/ within {timeout} s; "
                                    f"output:\n{self.stdout.text()}\n{self.stderr.text()}")
             with self.stdout.condition:
@@ -211,6 +217,15 @@ def free_port():
 
 def start(variant, workers, args):
     """Starts one server and waits until it serves; returns (server, port)."""
+    try:
+        return start_server(variant, workers, args)
+    except BaseException:
+        for server in list(LIVE_SERVERS):  # the one that did not come up
+            server.close()
+        raise
+
+
+def start_server(variant, workers, args):
     if variant == "asynctools":
         server = Server([args.echo_server, "--port", "0", "--workers", str(workers), "--wait-timeout", "5"])
         port = int(server.wait_for(r"listening on 127\.0\.0\.1:(\d+)")[0][1].group(1))
@@ -221,7 +236,7 @@ def start(variant, workers, args):
     else:
         port = free_port()
         server = Server([args.python, os.path.join(HERE, "aiotools_echo_server.py"), str(port), str(workers)])
-        server.wait_for(r"^\[\d+\] started", count=workers)
+        server.wait_for(r"\[\d+\] started", count=workers)
     probe(port)
     return server, port
 
@@ -262,7 +277,11 @@ def killed_worker(workers, args):
         victims = [pid for pid in server.descendants() if pid != server.pid]
         killed_at = time.monotonic()
         os.kill(victims[0], signal.SIGKILL)
-        noticed_at = server.wait_for(r"stopping \d+ worker", timeout=10)[0][0]
+        try:
+            noticed_at = server.wait_for(r"stopping \d+ worker", timeout=10)[0][0]
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\nprocesses: {victims} of {server.pid}; now: {server.descendants()}; "
+                               f"victim: {open(f'/proc/{victims[0]}/stat').read() if os.path.exists(f'/proc/{victims[0]}') else 'gone'}")
         if not server.exited(10):
             raise RuntimeError("the server did not exit after a worker was killed")
         exited_at = time.monotonic()

@@ -9,6 +9,8 @@
 // SIGINT closes the listening socket and the event loops, then exits with status 0.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import NIOCore
 import NIOPosix
