@@ -10,9 +10,12 @@ and all its descendants); then SIGTERM it while its workers are idle and time un
 (pidfd). Afterwards, for AsyncTools only: SIGKILL one idle worker and time until the main process
 logs that it stops the server (and until it has exited).
 
-Prints one JSON line per (group, variant) in the format of Sources/AsyncToolsBenchmarks/Harness.swift:
-`operations` = round trips, `wall_ns_median` = load duration (so wall / op = 1 / throughput),
-`cpu_ns_median` = server CPU (so CPU / op in report.py is server CPU per round trip).
+Prints one JSON line per (group, variant) in the format of Sources/AsyncToolsBenchmarks/Harness.swift,
+with medians over the rounds: `operations` = round trips of a round, `wall_ns_median` such that
+wall / op = 1 / throughput, `cpu_ns_median` such that CPU / op (report.py) = server CPU per round
+trip; plus the load generator's own CPU, latency percentiles, SIGTERM-to-exit and, for AsyncTools,
+killed-worker times. Server CPU comes from /proc (clock ticks, 10 ms each: a 5 s round is counted
+to about 1 %).
 
 usage: bench_echo.py list
        bench_echo.py run --echo-server PATH --echo-load PATH --plain-nio PATH [--python VENV_PYTHON]
@@ -331,19 +334,22 @@ def main():
         def median(values):
             return statistics.median(values)
 
-        # The round with the median server CPU per round trip stands for the run (its round trips
-        # and duration go together); the other figures are medians over the rounds.
-        per_op = sorted(results, key=lambda r: r["server_cpu_ns"] / max(1, r["load"]["round_trips"]))
-        typical = per_op[len(per_op) // 2]
+        # Per-round-trip figures are medians over the rounds: report.py divides by `operations`,
+        # so wall / op = 1 / (median throughput) and CPU / op = median server CPU per round trip.
+        operations = int(median([r["load"]["round_trips"] for r in results]))
+        throughput = median([r["load"]["round_trips_per_s"] for r in results])
+        cpu_per_op = median([r["server_cpu_ns"] / max(1, r["load"]["round_trips"]) for r in results])
         row = {
             "group": GROUPS[workers], "variant": variant, "language": "swift" if variant != "aiotools" else "python",
-            "operations": typical["load"]["round_trips"], "runs": len(results),
-            "wall_ns_median": typical["load"]["duration_ns"],
-            "wall_ns_min": min(r["load"]["duration_ns"] for r in results),
-            "cpu_ns_median": typical["server_cpu_ns"],
+            "operations": operations, "runs": len(results),
+            "wall_ns_median": round(operations / throughput * 1e9),
+            "wall_ns_min": round(operations / max(r["load"]["round_trips_per_s"] for r in results) * 1e9),
+            "cpu_ns_median": round(cpu_per_op * operations),
             "peak_rss_kib": max(r["peak_rss_kib"] for r in results),
             "round_trips_per_s": median([r["load"]["round_trips_per_s"] for r in results]),
             "loadgen_cpu_ns": median([r["load"]["cpu_ns"] for r in results]),
+            "loadgen_cpu_ns_per_round_trip": median([r["load"]["cpu_ns"] / max(1, r["load"]["round_trips"])
+                                                     for r in results]),
             "p50_latency_us": median([r["load"]["p50_latency_us"] for r in results]),
             "p99_latency_us": median([r["load"]["p99_latency_us"] for r in results]),
             "sigterm_to_exit_ms": median([r["sigterm_to_exit_ms"] for r in results]),
@@ -352,10 +358,13 @@ def main():
             "clean_exits": sum(r["exit_status"] == 0 for r in results),
         }
         if variant == "asynctools":
-            kills = [killed_worker(workers, args) for _ in range(runs)]
-            row["killed_worker_noticed_ms"] = median([k[0] for k in kills])
-            row["killed_worker_noticed_ms_max"] = max(k[0] for k in kills)
-            row["killed_worker_to_exit_ms"] = median([k[1] for k in kills])
+            try:
+                kills = [killed_worker(workers, args) for _ in range(runs)]
+                row["killed_worker_noticed_ms"] = median([k[0] for k in kills])
+                row["killed_worker_noticed_ms_max"] = max(k[0] for k in kills)
+                row["killed_worker_to_exit_ms"] = median([k[1] for k in kills])
+            except Exception as error:  # the row still reports the load figures
+                print(f"  {GROUPS[workers]}/{variant}: killed-worker measurement failed: {error}", file=sys.stderr)
         print(json.dumps(row), flush=True)
 
 
