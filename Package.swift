@@ -125,7 +125,7 @@ let package = Package(
     .testTarget(
       name: "AsyncToolsServerTests",
       dependencies: [
-        "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "EchoServer",
+        "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "CAsyncToolsShims", "EchoServer",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -6,11 +6,14 @@
 // The main process binds one listening socket and shares it with every worker; each worker accepts
 // from it and serves its connections on its own NIO event loop. The echo path is plain NIO (a
 // ChannelInboundHandler): nothing of AsyncTools sits between a connection and the handler.
-// Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
+// Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP replaces the workers one at a time without
+// refusing a connection.
 import ArgumentParser
+import AsyncTools
 import AsyncToolsServer
 import NIOCore
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -47,10 +50,52 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
   }
 }
 
+/// Counts this worker's open connections, so a stopping worker can let them finish.
+final class OpenConnections: Sendable {
+  private let state = Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
+
+  /// Counts a connection from the moment it is accepted (before NIO has set it up) until its
+  /// channel closes, or NIO fails to adopt it.
+  func track(_ channel: EventLoopFuture<Channel>) {
+    state.withLock { $0.count += 1 }
+    channel.whenComplete { result in
+      switch result {
+      case .success(let channel): channel.closeFuture.whenComplete { _ in self.closed() }
+      case .failure: self.closed()
+      }
+    }
+  }
+
+  private func closed() {
+    let waiters = state.withLock { state in
+      state.count -= 1
+      guard state.count == 0 else { return [CheckedContinuation<Void, Never>]() }
+      defer { state.waiters = [] }
+      return state.waiters
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+
+  /// Returns once no connection is open.
+  func drained() async {
+    await withCheckedContinuation { continuation in
+      let now = state.withLock { state in
+        if state.count == 0 { return true }
+        state.waiters.append(continuation)
+        return false
+      }
+      if now { continuation.resume() }
+    }
+  }
+}
+
 /// One worker: a one-thread NIO event loop group serving the connections this worker accepts from
-/// the shared listening socket, until the server stops it.
+/// the shared listening socket, until the server stops it. Then it stops accepting (the kernel's
+/// queue stays with the other workers), lets its open connections finish for up to a second, and
+/// closes the rest: a rolling restart drops nothing.
 @Sendable func echoWorker(_ context: WorkerContext) async throws {
   let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+  let open = OpenConnections()
   let bootstrap = ClientBootstrap(group: group)
     .channelOption(.socketOption(.tcp_nodelay), value: 1)
     .channelInitializer { channel in
@@ -59,11 +104,12 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
   let connections = context.acceptedConnections()!
   // Accepting is the only AsyncTools code per connection; each connection is then plain NIO.
   let acceptor = Task {
-    for await socket in connections { _ = bootstrap.withConnectedSocket(socket) }
+    for await socket in connections { open.track(bootstrap.withConnectedSocket(socket)) }
   }
   _ = await context.stopSignal()
-  acceptor.cancel()  // stops accepting (and closes this worker's copy of the listening socket)
-  await acceptor.value
+  connections.stopAccepting()
+  await acceptor.value  // every connection accepted so far is now NIO's
+  _ = try? await moveOnAfter(.seconds(1)) { await open.drained() }
   // Closes the connections still open, then the event loop.
   try await group.shutdownGracefully()
 }

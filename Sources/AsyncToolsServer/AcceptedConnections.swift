@@ -18,35 +18,51 @@ import Darwin
 /// through this sequence: the connection itself is plain NIO, so the per-request path has no
 /// AsyncTools code in it.
 ///
-/// The sequence takes ownership of the listening descriptor and closes it when iteration ends
-/// (the consuming task is cancelled, or the iterator is dropped). Iterate it once.
-public struct AcceptedConnections: AsyncSequence, Sendable {
+/// The sequence takes ownership of the listening descriptor and closes it when accepting ends:
+/// after ``stopAccepting()`` (graceful: the connections accepted so far are still delivered, then
+/// the iteration ends), or when the iteration ends (the consuming task is cancelled, or the iterator
+/// is dropped: connections accepted but not yet consumed are then closed unserved). Iterate it once.
+public final class AcceptedConnections: AsyncSequence, Sendable {
   public typealias Element = CInt
   public typealias Failure = Never
 
   private let listeningSocket: CInt
+  /// The write end of the pipe that wakes the accepting thread, or -1 before it starts and after it
+  /// ended; behind the lock so that a stop never writes to a closed (or reused) descriptor.
+  private let wake = Mutex<CInt>(-1)
+  private let stopRequested = Atomic<Bool>(false)
 
   /// Accepts from `listeningSocket` (for example ``WorkerContext/listeningSocket``), which it owns.
   public init(listeningSocket: CInt) {
     self.listeningSocket = listeningSocket
   }
 
+  /// Stops accepting: the connections accepted so far are delivered, then the iteration ends and
+  /// the listening descriptor is closed. Connections still in the kernel's queue stay there for
+  /// the other workers. Safe to call from any thread, any number of times.
+  public func stopAccepting() {
+    stopRequested.store(true, ordering: .releasing)
+    wake.withLock { fd in
+      var byte: UInt8 = 0
+      if fd >= 0 { _ = write(fd, &byte, 1) }
+    }
+  }
+
   public func makeAsyncIterator() -> AsyncStream<CInt>.Iterator {
     let (stream, continuation) = AsyncStream.makeStream(of: CInt.self)
-    var wake: [CInt] = [-1, -1]
-    guard pipe(&wake) == 0 else {
+    var pipeFDs: [CInt] = [-1, -1]
+    guard pipe(&pipeFDs) == 0 else {
       close(listeningSocket)
       continuation.finish()
       return stream.makeAsyncIterator()
     }
-    let (listenFD, wakeRead, wakeWrite) = (listeningSocket, wake[0], wake[1])
+    let (listenFD, wakeRead, wakeWrite) = (listeningSocket, pipeFDs[0], pipeFDs[1])
     _ = fcntl(wakeRead, F_SETFD, FD_CLOEXEC)
     _ = fcntl(wakeWrite, F_SETFD, FD_CLOEXEC)
+    wake.withLock { $0 = wakeWrite }
+    if stopRequested.load(ordering: .acquiring) { stopAccepting() }
     // Ending the iteration wakes the thread, which then closes every descriptor it owns.
-    continuation.onTermination = { _ in
-      var byte: UInt8 = 0
-      _ = write(wakeWrite, &byte, 1)
-    }
+    continuation.onTermination = { [self] _ in stopAccepting() }
     // Non-blocking on the shared open file description (so in every worker): a worker that loses
     // the race for a connection gets EAGAIN instead of blocking in accept.
     _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
@@ -82,14 +98,20 @@ public struct AcceptedConnections: AsyncSequence, Sendable {
       continuation.finish()
       close(listenFD)
       close(wakeRead)
-      close(wakeWrite)
+      self.wake.withLock { fd in
+        close(fd)
+        fd = -1
+      }
     }
     if !started {
       continuation.onTermination = nil
       continuation.finish()
       close(listenFD)
       close(wakeRead)
-      close(wakeWrite)
+      self.wake.withLock { fd in
+        close(fd)
+        fd = -1
+      }
     }
     return stream.makeAsyncIterator()
   }

@@ -71,6 +71,13 @@ public struct ServerConfiguration: Sendable {
   /// received starts the shutdown; a second one forces it. Must not be empty.
   /// Default `[.sigint, .sigterm]`.
   public var stopSignals: [UnixSignal] = [.sigint, .sigterm]
+  /// The signal that performs a rolling restart (beyond aiotools; gunicorn's and uvicorn's
+  /// SIGHUP): one worker at a time, a fresh worker is started and, once it is ready, an old one is
+  /// stopped with the default stop signal and awaited; the next follows. With the shared listening
+  /// socket no connection is refused or dropped meanwhile. `nil` disables it; must not be a stop
+  /// signal. Default `.sighup` (workers lead their own process groups, so a terminal's hang-up
+  /// reaches only the main process).
+  public var restartSignal: UnixSignal? = .sighup
   /// Phase one of the shutdown (aiotools #33): how long workers may take after receiving the stop
   /// signal before they are cancelled (threads: their task is cancelled; processes: they receive
   /// the stop signal a second time, which cancels the worker body). `nil` (default): no
@@ -119,6 +126,9 @@ public struct ServerConfiguration: Sendable {
   public func validate() throws(AsyncToolsError) {
     if numWorkers < 1 { throw .invalidArgument("numWorkers must be at least 1, got \(numWorkers)") }
     if stopSignals.isEmpty { throw .invalidArgument("stopSignals must not be empty") }
+    if let restartSignal, stopSignals.contains(restartSignal) {
+      throw .invalidArgument("restartSignal \(restartSignal) must not also be a stop signal")
+    }
     if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requirePositive("gracefulShutdownTimeout") }
     if let waitTimeout { try waitTimeout.requirePositive("waitTimeout") }
     if case .restart(let maxRestarts, let window) = onWorkerFailure {

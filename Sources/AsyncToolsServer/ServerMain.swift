@@ -54,7 +54,7 @@ public struct ServerMain: Sendable {
   }
 
   /// Acts as if the main process received `signal`: a stop signal stops the server (a second one
-  /// forces it); other signals are ignored. Callable from any task, before or while the workers
+  /// forces it), the restart signal starts a rolling restart; other signals are ignored. Callable from any task, before or while the workers
   /// run; the only way to stop a server whose ``ServerConfiguration/trapsSignals`` is `false`.
   public func signal(_ signal: UnixSignal) {
     continuation.yield(.signal(signal))

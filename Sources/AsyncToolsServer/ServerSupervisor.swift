@@ -25,6 +25,16 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
     var handle: (any WorkerHandle)?
     var state: SlotState
     var killed = false
+    /// Replaced by a rolling restart: already sent its stop signal.
+    var retiring = false
+  }
+
+  /// A rolling restart in progress: the old slots still to replace, the fresh slot whose readiness
+  /// is awaited, and the old slot being stopped (one step at a time).
+  private struct Rolling {
+    var pending: [Int]
+    var fresh: Int?
+    var retiring: Int?
   }
 
   private enum Phase {
@@ -44,6 +54,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
     var shutdownFailure: WorkerFailure?
     var launchFailure: WorkerFailure?
     var restarts: [C.Instant] = []
+    var rolling: Rolling?
 
     return await withTaskGroup(of: Void.self) { group in
       func launch(slot: Int, index: Int) async -> Bool {
@@ -63,8 +74,9 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
 
       func beginStop(_ signal: UnixSignal, failure: WorkerFailure?) {
         phase = .stopping(signal: signal, failure: failure)
+        rolling = nil
         logger.info("stopping \(live().count) worker(s) with \(signal)")
-        for slot in live() { slots[slot].handle?.stop(signal) }
+        for slot in live() where !slots[slot].retiring { slots[slot].handle?.stop(signal) }
         if let timeout = configuration.gracefulShutdownTimeout {
           group.addTask {
             if (try? await clock.sleep(for: timeout)) != nil { continuation.yield(.gracefulTimeout) }
@@ -99,6 +111,27 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
         return await launch(slot: slot, index: slots[slot].index)
       }
 
+      /// The next step of a rolling restart: start a fresh worker in place of the next old one.
+      func rollNext() async {
+        guard var current = rolling else { return }
+        current.pending.removeAll { slots[$0].state == .exited }
+        guard let old = current.pending.first else {
+          rolling = nil
+          logger.notice("rolling restart done")
+          return
+        }
+        let index = slots[old].index
+        let fresh = slots.count
+        slots.append(Slot(index: index, handle: nil, state: .exited))
+        current.fresh = fresh
+        rolling = current
+        logger.notice("rolling restart: starting a fresh worker \(index)")
+        if await !launch(slot: fresh, index: index) {
+          logger.error("rolling restart aborted: the fresh worker \(index) could not be started")
+          rolling = nil
+        }
+      }
+
       for index in 0..<processCount {
         slots.append(Slot(index: index, handle: nil, state: .exited))
         if await !launch(slot: index, index: index) { break }
@@ -108,6 +141,15 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
       eventLoop: for await event in events {
         switch event {
         case .signal(let signal):
+          if signal == configuration.restartSignal {
+            if case .running = phase, rolling == nil {
+              let old = live().filter { !slots[$0].retiring }
+              logger.notice("rolling restart of \(old.count) worker(s)")
+              rolling = Rolling(pending: old, fresh: nil, retiring: nil)
+              await rollNext()
+            }
+            continue
+          }
           guard configuration.stopSignals.contains(signal) else { continue }
           switch phase {
           case .running: beginStop(signal, failure: nil)
@@ -118,8 +160,36 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
             slots[slot].state = .ready
             logger.info("worker \(slots[slot].index) is ready")
           }
+          if let current = rolling, current.fresh == slot, let old = current.pending.first {
+            rolling?.pending.removeFirst()
+            rolling?.fresh = nil
+            if slots[old].state == .exited {
+              await rollNext()
+            } else {
+              rolling?.retiring = old
+              slots[old].retiring = true
+              logger.notice("rolling restart: stopping the old worker \(slots[old].index)")
+              slots[old].handle?.stop(configuration.defaultStopSignal)
+            }
+          }
         case .exited(let slot, let outcome):
           slots[slot].state = .exited
+          if slots[slot].retiring {
+            // Replaced by a rolling restart: its end (even a failing tear-down, logged by the
+            // launcher) does not concern the running server.
+            logger.info("old worker \(slots[slot].index) ended")
+            if rolling?.retiring == slot {
+              rolling?.retiring = nil
+              await rollNext()
+            }
+            if live().isEmpty { break eventLoop }
+            continue
+          }
+          if rolling?.fresh == slot {
+            logger.error("rolling restart aborted: the fresh worker \(slots[slot].index) ended before it was ready")
+            rolling = nil
+          }
+          rolling?.pending.removeAll { $0 == slot }
           if case .failed(let failure) = outcome, !slots[slot].killed {
             switch (phase, configuration.onWorkerFailure) {
             case (.stopping, _):

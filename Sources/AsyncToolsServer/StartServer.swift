@@ -36,7 +36,8 @@ import UnixSignals
 ///   a second stop signal kills them at once;
 /// - a failing worker stops the server, is ignored or is restarted
 ///   (``ServerConfiguration/onWorkerFailure``);
-/// - when every worker has ended, the server stops by itself.
+/// - when every worker has ended, the server stops by itself;
+/// - ``ServerConfiguration/restartSignal`` (SIGHUP) replaces the workers one at a time.
 ///
 /// Cancelling the task that called `startServer` stops the server as the default stop signal would.
 ///
@@ -71,7 +72,7 @@ public func startServer<C: Clock<Duration>>(
   // action while workers are being spawned (aiotools blocks the signals for the same reason).
   let signalForwarder: Task<Void, Never>? =
     if configuration.trapsSignals {
-      await forwardSignals(configuration.stopSignals, to: continuation)
+      await forwardSignals(configuration.stopSignals + (configuration.restartSignal.map { [$0] } ?? []), to: continuation)
     } else {
       nil
     }

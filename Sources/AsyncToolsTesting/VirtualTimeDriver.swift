@@ -147,9 +147,13 @@ final class VirtualTimeDriver: @unchecked Sendable {
     asynctools_thread_marker_set(marker)
     defer { asynctools_thread_marker_set(nil) }
     var deadlocked = false
+    // Jobs are taken from the shared queue a whole batch per lock, then run in order; jobs they
+    // enqueue join the shared queue and form the next batch, so the order is first in, first out.
+    var batch = Deque<UInt>()
     loop: while true {
-      if let job = nextJob() {
-        job.runSynchronously(on: genericExecutor)
+      if batch.isEmpty { takeReadyJobs(into: &batch) }
+      if let key = batch.popFirst() {
+        unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: genericExecutor)
         continue
       }
       if state.withLock({ $0.bodyDone }) { break }
@@ -177,13 +181,13 @@ final class VirtualTimeDriver: @unchecked Sendable {
     finish(deadlocked: deadlocked)
   }
 
-  private func nextJob() -> UnownedJob? {
-    let key = state.withLock { state -> UInt? in
-      guard let key = state.ready.popFirst() else { return nil }
-      state.ours.insert(key)
-      return key
+  /// Moves every ready job into `batch` (which is empty) and records them as this scope's.
+  private func takeReadyJobs(into batch: inout Deque<UInt>) {
+    state.withLock { state in
+      guard !state.ready.isEmpty else { return }
+      for key in state.ready { state.ours.insert(key) }
+      swap(&batch, &state.ready)
     }
-    return key.map { unsafeBitCast($0, to: UnownedJob.self) }
   }
 
   /// Blocks up to `limit` of real time for a job to arrive; true if one did (or may have).

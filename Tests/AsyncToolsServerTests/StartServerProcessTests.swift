@@ -100,6 +100,45 @@ struct StartServerProcessTests {
     }
   }
 
+  @Test func aRollingRestartUnderASteadyStreamOfConnectionsDropsNone() async throws {
+    let server = try LaunchedProcess("echo-server", ["--port", "0", "--workers", "2"])
+    defer { server.killIfRunning() }
+    try await withWatchdog(seconds: 60) {
+      let banner = await server.waitForLine { $0.hasPrefix("echo-server listening on 127.0.0.1:") }
+      let port = try #require(Int(banner.split(separator: ":").last!.split(separator: " ").first!))
+      await waitForReady(server, workers: 2, pidLines: false)
+      let before = Set(childrenOf(server.pid))
+      #expect(before.count == 2)
+      // A client opening connection after connection, one echo each, until told to stop.
+      let stop = StopFlag()
+      let client = Probe()
+      let clientDone = Task {
+        await onThread {
+          var n = 0
+          while !stop.isSet {
+            n += 1
+            let reply = echoRoundTrip(port: port, message: "ping \(n)")
+            client.record(reply == "ping \(n)" ? "ok" : "failed: ping \(n) → \(reply ?? "refused")")
+          }
+        }
+      }
+      await client.wait(for: 20, "ok")
+      server.signal(SIGHUP)
+      await server.output.wait { $0.contains { $0.hasSuffix("rolling restart done") } || $0.contains { $0.hasPrefix("exit: ") } }
+      let okAtRestartEnd = client.count("ok")
+      await client.wait(for: okAtRestartEnd + 20, "ok")
+      stop.set()
+      await clientDone.value
+      let failed = client.events.filter { $0.hasPrefix("failed") }
+      #expect(failed.isEmpty, "\(failed.count) of \(client.events.count) connections failed: \(failed.prefix(5))")
+      let after = Set(childrenOf(server.pid))
+      #expect(after.count == 2 && after.isDisjoint(with: before), "workers before \(before), after \(after)")
+      server.signal(SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.stderrText)")
+      await expectGone(before.union(after))
+    }
+  }
+
   @Test func aWorkerIgnoringTheStopSignalIsKilledAfterTheWaitTimeout() async throws {
     let server = try LaunchedProcess(
       "AsyncToolsTestChild", ["server", "--workers", "2", "--ignore-stop", "0", "--wait-timeout-ms", "300"])
@@ -217,4 +256,10 @@ struct StartServerProcessTests {
       #expect(await first.exitCode() == 0)
     }
   }
+}
+
+final class StopFlag: Sendable {
+  private let value = Atomic<Bool>(false)
+  var isSet: Bool { value.load(ordering: .relaxed) }
+  func set() { value.store(true, ordering: .relaxed) }
 }

@@ -285,6 +285,45 @@ struct StartServerThreadsTests {
     #expect(stops == ["worker 0 stopped by SIGINT", "worker 1 stopped by SIGINT", "extra 2 stopped by SIGINT", "extra 3 stopped by SIGINT"])
   }
 
+  @Test func theRestartSignalReplacesWorkersOneAtATimeFreshFirst() async throws {
+    let probe = Probe()
+    let generation = Atomic<Int>(0)
+    let exit = try await withWatchdog {
+      try await startServer(configuration: threadsConfiguration(workers: 2, logTo: probe)) { context in
+        let mine = generation.add(1, ordering: .relaxed).newValue
+        probe.record("started \(context.processIndex) #\(mine)")
+        probe.record("stopped #\(mine) by \(await context.stopSignal())")
+      } main: { server in
+        async let exit = server.runWorkers()
+        await probe.wait { $0.filter { $0.hasSuffix("is ready") }.count == 2 }
+        server.signal(.sighup)
+        await probe.wait { $0.contains("log: rolling restart done") }
+        server.signal(.sigint)
+        return try await exit
+      }
+    }
+    #expect(exit == .stopped(.sigint))
+    let events = probe.events.filter { !$0.hasPrefix("log: worker") || $0.hasSuffix("is ready") }
+    // Each old worker is stopped only after its replacement is ready, one at a time.
+    for index in 0..<2 {
+      let readies = events.indices.filter { events[$0] == "log: worker \(index) is ready" }
+      let stopping = try #require(events.firstIndex(of: "log: rolling restart: stopping the old worker \(index)"))
+      #expect(readies.count == 2 && readies[1] < stopping, "\(events)")
+    }
+    #expect(probe.count("stopped") == 4)
+    #expect(probe.events.filter { $0.hasPrefix("stopped") && $0.hasSuffix("SIGTERM") }.count == 2)  // the old ones
+    #expect(probe.events.filter { $0.hasPrefix("stopped") && $0.hasSuffix("SIGINT") }.count == 2)  // the fresh ones
+  }
+
+  @Test func theRestartSignalMustNotBeAStopSignal() async {
+    var configuration = threadsConfiguration(workers: 1)
+    configuration.restartSignal = .sigterm
+    let error = await #expect(throws: AsyncToolsError.self) {
+      _ = try await startServer(configuration: configuration) { _ in }
+    }
+    #expect(error?.code == .invalidArgument)
+  }
+
   @Test func theProcessIndexIsATaskLocalOfEachWorker() async throws {
     let probe = Probe()
     var configuration = threadsConfiguration(workers: 4)

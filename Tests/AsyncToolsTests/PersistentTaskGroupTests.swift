@@ -281,6 +281,23 @@ struct PersistentTaskGroupTests {
     #expect(ran.count == 0)
   }
 
+  @Test func aQueuedTaskCancelledWhileASlotFreesUpIsNeverAdmitted() async throws {
+    // The cancelled task's body may not even have started when the slot frees up; it must still
+    // be skipped. Repeated, because the interleaving differs from run to run.
+    for _ in 0..<200 {
+      let group = try PersistentTaskGroup(maxConcurrency: 1)
+      let gate = PtgGate()
+      let ran = PtgCounter()
+      try group.addTask { try await gate.wait() }
+      let queued = try group.addTask { ran.increment() }
+      queued.cancel()
+      gate.open()
+      await #expect(throws: CancellationError.self) { try await queued.value }
+      await group.close()
+      #expect(ran.count == 0)
+    }
+  }
+
   @Test(arguments: [0, -1])
   func nonPositiveMaxConcurrencyIsInvalid(limit: Int) {
     let error = #expect(throws: AsyncToolsError.self) { try PersistentTaskGroup(maxConcurrency: limit) }

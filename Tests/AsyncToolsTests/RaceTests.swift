@@ -77,8 +77,8 @@ struct RaceTests {
     #expect(value == 2)
   }
 
-  @Test func continueOnErrorWhenAllFailThrowsAnErrorGroupInCompletionOrder() async throws {
-    // Each operation fails only after the previous one has, so completion order is 2, 0, 1.
+  @Test func continueOnErrorWhenAllFailThrowsAnErrorGroupOfEveryFailure() async throws {
+    // The exact order is pinned in virtual time by allFailuresAreGroupedInTheOrderTheOperationsEnded.
     let step = PtgEvents()
     let error = await #expect(throws: ErrorGroup.self) {
       try await race(

@@ -2,6 +2,9 @@ import AsyncTools
 import Testing
 
 // The snippets of ScopedResources.md, compiled and run, so the guide cannot rot. Keep them in sync.
+
+/// Keeps the snippets verbatim while keeping the test log quiet: shadows `Swift.print` in this file.
+private func print(_ items: Any...) {}
 private enum Guide {
   final class Connection: Sendable {
     let host: String

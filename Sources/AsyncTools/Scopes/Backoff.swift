@@ -41,6 +41,7 @@ public struct Backoff: Hashable, Sendable, CustomStringConvertible {
     Backoff(initial: initial, maximum: maximum, multiplier: multiplier, jitter: jitter)
   }
 
+  /// `"backoff from 0.1 seconds to 30.0 seconds, ×2.0, jitter 0.2"`.
   public var description: String {
     "backoff from \(initial) to \(maximum), ×\(multiplier), jitter \(jitter)"
   }

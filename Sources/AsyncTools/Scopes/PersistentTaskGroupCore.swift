@@ -7,6 +7,7 @@ import Synchronization
 /// live task costs no extra allocation.
 protocol CancellableTask: Sendable {
   func cancel()
+  var isCancelled: Bool { get }
 }
 
 extension Task: CancellableTask {}
@@ -61,9 +62,21 @@ final class PersistentTaskGroupCore: Sendable {
     var isTerminated: Bool { phase != .open && entries.isEmpty }
 
     /// Admits the oldest still-queued task, if any; returns its parked continuation, if any.
-    mutating func admitNext() -> UnsafeContinuation<Void, any Error>? {
+    ///
+    /// A queued task already cancelled is rejected instead (its continuation, if parked, goes to
+    /// `rejected`): its body may not have started yet, so its own cancellation handler may not
+    /// have run, and it must never be admitted.
+    mutating func admitNext(
+      rejecting rejected: inout [UnsafeContinuation<Void, any Error>]
+    ) -> UnsafeContinuation<Void, any Error>? {
       while let id = admissionQueue.popFirst() {
-        guard case .queued(let continuation) = entries[id]?.admission else { continue }
+        guard let entry = entries[id], case .queued(let continuation) = entry.admission else { continue }
+        if entry.task.isCancelled {
+          entries[id]!.admission = .rejected
+          queued -= 1
+          if let continuation { rejected.append(continuation) }
+          continue
+        }
         entries[id]!.admission = .running
         queued -= 1
         running += 1
@@ -202,18 +215,20 @@ final class PersistentTaskGroupCore: Sendable {
   }
 
   private func finish(_ id: UInt64, wasAdmitted: Bool) {
-    let (next, waiters) = state.withLock { s in
+    let (next, rejected, waiters) = state.withLock { s in
       s.entries.removeValue(forKey: id)
       var next: UnsafeContinuation<Void, any Error>?
+      var rejected: [UnsafeContinuation<Void, any Error>] = []
       if wasAdmitted {
         s.running -= 1
-        next = s.admitNext()
+        next = s.admitNext(rejecting: &rejected)
       }
-      guard s.entries.isEmpty else { return (next, [UnsafeContinuation<Void, Never>]()) }
+      guard s.entries.isEmpty else { return (next, rejected, [UnsafeContinuation<Void, Never>]()) }
       s.releaseSpareStorage()
-      return (next, s.takeWaitersIfTerminated())
+      return (next, rejected, s.takeWaitersIfTerminated())
     }
     next?.resume()
+    for continuation in rejected { continuation.resume(throwing: CancellationError()) }
     for waiter in waiters { waiter.resume() }
   }
 

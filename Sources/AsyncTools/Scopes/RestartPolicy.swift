@@ -23,6 +23,7 @@ public enum RestartPolicy: Hashable, Sendable, CustomStringConvertible {
   /// OTP's name for ``always``.
   public static var permanent: RestartPolicy { .always }
 
+  /// The case name: `"never"`, `"onFailure"` or `"always"`.
   public var description: String {
     switch self {
     case .never: "never"
@@ -54,6 +55,7 @@ public struct RestartIntensity: Hashable, Sendable, CustomStringConvertible {
   /// more room is friendlier, and a child that fails on start still gives up within about a second.)
   public static let `default` = RestartIntensity(maxRestarts: 3, within: .seconds(5))
 
+  /// `"at most 3 restarts within 5.0 seconds"`.
   public var description: String { "at most \(maxRestarts) restarts within \(period)" }
 
   func validate() throws(AsyncToolsError) {

@@ -11,11 +11,11 @@
 ///   supervisor.addChild(name: "audit") { try await sendAuditLog() }          // .never: plain aiotools Supervisor
 /// }
 /// ```
-public struct Supervisor {
+public struct Supervisor: ~Copyable {
   var scope: TaskScope
   let core: SupervisorCore
 
-  init(scope: TaskScope, core: SupervisorCore) {
+  init(scope: consuming TaskScope, core: SupervisorCore) {
     self.scope = scope
     self.core = core
   }
@@ -136,7 +136,7 @@ public func withSupervisor<Result>(
   let core = SupervisorCore(
     intensity: intensity, backoff: backoff, clock: clock, random: random, errorHandler: errorHandler)
   let result = try await withTaskScope(isolation: isolation, errorHandler: errorHandler) { scope in
-    var supervisor = Supervisor(scope: scope, core: core)
+    var supervisor = Supervisor(scope: TaskScope(group: scope.group, core: scope.core), core: core)
     return try await body(&supervisor)
   }
   // Giving up cancelled the scope through its core; the scope itself may have ended normally.

@@ -11,6 +11,7 @@ public struct SupervisorError: Error, Sendable, CustomStringConvertible {
     /// A restart would have exceeded the supervisor's ``RestartIntensity``.
     public static let restartIntensityExceeded = Code(base: .restartIntensityExceeded)
 
+    /// `"restart intensity exceeded"`.
     public var description: String {
       switch base {
       case .restartIntensityExceeded: "restart intensity exceeded"
@@ -38,6 +39,7 @@ public struct SupervisorError: Error, Sendable, CustomStringConvertible {
     self.lastFailure = lastFailure
   }
 
+  /// A sentence naming the child, the count, the window and the child's last error.
   public var description: String {
     var text = "SupervisorError(\(code)): child '\(child)' needed restart \(restarts) within \(period)"
     text += ", more than the allowed \(restarts - 1)"

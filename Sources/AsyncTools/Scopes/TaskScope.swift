@@ -18,7 +18,9 @@ import Logging
 ///   }
 /// }
 /// ```
-public struct TaskScope {
+///
+/// `TaskScope` is non-copyable: it exists only inside the body, so no copy can outlive the scope's task group.
+public struct TaskScope: ~Copyable {
   @usableFromInline var group: ThrowingDiscardingTaskGroup<any Error>
   let core: TaskScopeCore
 

@@ -1,3 +1,4 @@
+import CAsyncToolsShims
 import Synchronization
 import Testing
 
@@ -30,17 +31,19 @@ final class LaunchedProcess: Sendable {
     let path = "\(Self.productsDirectory)/\(executable)"
     var outPipe: [CInt] = [-1, -1]
     var errPipe: [CInt] = [-1, -1]
-    guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw LaunchError(message: "pipe failed") }
-    _ = fcntl(outPipe[0], F_SETFD, FD_CLOEXEC)
-    _ = fcntl(errPipe[0], F_SETFD, FD_CLOEXEC)
+    // Close-on-exec from birth: tests spawn processes in parallel, and a write end leaking into
+    // another test's child would delay our end-of-file until that child exits.
+    guard asynctools_pipe2(&outPipe, O_CLOEXEC) == 0, asynctools_pipe2(&errPipe, O_CLOEXEC) == 0 else {
+      throw LaunchError(message: "pipe failed")
+    }
 
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
     posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-    posix_spawn_file_actions_addclose(&actions, outPipe[1])
-    posix_spawn_file_actions_addclose(&actions, errPipe[1])
+    // Nothing else of this (busy, multi-threaded) test process leaks into the child.
+    _ = asynctools_spawn_file_actions_addclosefrom(&actions, 3)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
