@@ -31,8 +31,8 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
   let onError: (@Sendable (any Error, PeriodicTimer.Tick<C>) -> Void)?
   let tick: @Sendable (PeriodicTimer.Tick<C>) async throws -> Void
 
-  /// Describes a timer service; see ``AsyncTools/PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:_:)``
-  /// for the parameters.
+  /// Describes a timer service; for the parameters, see
+  /// ``AsyncTools/PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:_:)``.
   ///
   /// - Throws: `AsyncToolsError` with code `invalidArgument` for a non-positive `interval` or a
   ///   negative `initialDelay`.

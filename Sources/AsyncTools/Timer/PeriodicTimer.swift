@@ -16,9 +16,9 @@
 /// Semantics:
 /// - **Ticks are child tasks** of the timer's own task, started immediately: a tick runs on the
 ///   timer's thread until its first suspension, so its synchronous work delays the timer (give
-///   CPU-heavy work its own task). The first tick falls due at once (aiotools)
-///   or after `initialDelay`; the next ones follow the ``Schedule`` (``Schedule/fixedRate`` by
-///   default: tick *n* is due at `start + n × interval`, no drift).
+///   CPU-heavy work its own task). The first tick falls due at once (aiotools) or after
+///   `initialDelay`; the next ones follow the ``Schedule`` (``Schedule/fixedRate`` by default:
+///   tick *n* is due at `start + n × interval`, no drift).
 /// - **A slow tick** is handled by the ``DelayPolicy``: run side by side (``DelayPolicy/overlap``,
 ///   the default), cancel and await it before the next (``DelayPolicy/cancelPrevious``), or skip
 ///   the ticks due meanwhile (``DelayPolicy/skipWhileRunning``).

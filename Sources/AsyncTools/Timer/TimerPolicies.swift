@@ -6,10 +6,10 @@
 extension PeriodicTimer {
   /// What the timer does when a tick is due while an earlier tick is still running.
   ///
-  /// | Policy | aiotools | A slow tick … |
+  /// | Policy | aiotools `TimerDelayPolicy` | A slow tick … |
   /// |---|---|---|
-  /// | ``overlap`` | `TimerDelayPolicy.DEFAULT` | keeps running beside the new one; all are cancelled and awaited on stop |
-  /// | ``cancelPrevious`` | `TimerDelayPolicy.CANCEL` | is cancelled and awaited (cleanup included) before the new one starts |
+  /// | ``overlap`` | `DEFAULT` | keeps running beside the new one; all are cancelled and awaited on stop |
+  /// | ``cancelPrevious`` | `CANCEL` | is cancelled and awaited (cleanup included) before the new one starts |
   /// | ``skipWhileRunning`` | — | keeps running; the ticks that fall due meanwhile are skipped |
   public struct DelayPolicy: Hashable, Sendable, CustomStringConvertible {
     enum Kind: Hashable, Sendable {

@@ -14,7 +14,7 @@ final class LaunchedProcess: Sendable {
   let pid: pid_t
   let output = Probe()
   private final class ExitBox: Sendable {
-    let value = Mutex<Int32?>(nil)
+    let value = PThreadLocked<Int32?>(nil)
   }
   private let exit = ExitBox()
 

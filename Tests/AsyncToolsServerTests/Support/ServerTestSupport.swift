@@ -1,5 +1,9 @@
 import AsyncToolsServer
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import Testing
 import UnixSignals
@@ -30,13 +34,34 @@ struct ProbeLogHandler: LogHandler {
   func log(event: LogEvent) { probe.record("log: \(event.message)") }
 }
 
+/// A lock ThreadSanitizer sees: `Synchronization.Mutex` hands contended locks over in the kernel
+/// (`FUTEX_LOCK_PI`, in uninstrumented code), which TSan reports as races between the raw threads
+/// these tests read process output on. Safe to share: the state is only touched under the lock.
+final class PThreadLocked<State>: @unchecked Sendable {
+  private var mutex = pthread_mutex_t()
+  private var state: State
+
+  init(_ state: State) {
+    self.state = state
+    pthread_mutex_init(&mutex, nil)
+  }
+
+  deinit { pthread_mutex_destroy(&mutex) }
+
+  func withLock<T>(_ body: (inout State) throws -> T) rethrows -> T {
+    pthread_mutex_lock(&mutex)
+    defer { pthread_mutex_unlock(&mutex) }
+    return try body(&state)
+  }
+}
+
 /// Collects what workers report, and lets the test wait for a given report without sleeping.
 final class Probe: Sendable {
   private struct State {
     var events: [String] = []
     var waiters: [(predicate: @Sendable ([String]) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
   }
-  private let state = Mutex(State())
+  private let state = PThreadLocked(State())
 
   /// Records an event and wakes the waiters whose condition now holds.
   func record(_ event: String) {
@@ -85,7 +110,7 @@ struct WatchdogTimeout: Error, CustomStringConvertible {
 
 /// Resumes a continuation once, from whichever side comes first.
 private final class FirstResult<T: Sendable>: Sendable {
-  private let continuation = Mutex<CheckedContinuation<Result<T, any Error>, Never>?>(nil)
+  private let continuation = PThreadLocked<CheckedContinuation<Result<T, any Error>, Never>?>(nil)
   func set(_ continuation: CheckedContinuation<Result<T, any Error>, Never>) { self.continuation.withLock { $0 = continuation } }
   func resume(_ result: Result<T, any Error>) { continuation.withLock { $0.take() }?.resume(returning: result) }
 }
