@@ -12,6 +12,13 @@ import PackageDescription
 let package = Package(
   name: "AsyncToolsBenchmarks",
   platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "AsyncToolsBenchmarks", targets: ["AsyncToolsBenchmarks"]),
+    // The echo-server benchmark (python/bench_echo.py): the loopback load generator and the plain
+    // SwiftNIO echo server it compares Examples/EchoServer with.
+    .executable(name: "echo-load", targets: ["EchoLoad"]),
+    .executable(name: "plain-nio-echo", targets: ["PlainNIOEcho"]),
+  ],
   dependencies: [
     .package(name: "AsyncTools", path: ".."),
     .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
@@ -33,6 +40,16 @@ let package = Package(
         .product(name: "Subprocess", package: "swift-subprocess"),
       ],
       swiftSettings: [.treatAllWarnings(as: .error)]
-    )
+    ),
+    .target(name: "CEpoll"),
+    .executableTarget(name: "EchoLoad", dependencies: ["CEpoll"], swiftSettings: [.treatAllWarnings(as: .error)]),
+    .executableTarget(
+      name: "PlainNIOEcho",
+      dependencies: [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: [.treatAllWarnings(as: .error)]
+    ),
   ]
 )

@@ -1,0 +1,2 @@
+// Intentionally empty: the target only exports include/CEpoll.h.
+#include "CEpoll.h"
