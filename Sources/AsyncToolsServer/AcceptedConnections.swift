@@ -27,9 +27,12 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
   public typealias Failure = Never
 
   private let listeningSocket: CInt
-  /// The write end of the pipe that wakes the accepting thread, or -1 before it starts and after it
-  /// ended; behind the lock so that a stop never writes to a closed (or reused) descriptor.
-  private let wake = Mutex<CInt>(-1)
+  /// The pipe that wakes the accepting thread (-1 before iteration starts). Both ends stay open
+  /// until `deinit` (the thread holds `self` while it runs), so a late `stopAccepting()` never
+  /// writes to a closed or reused descriptor, nor to a pipe without reader. Atomics, not a lock:
+  /// nothing else is shared.
+  private let wakeRead = Atomic<CInt>(-1)
+  private let wakeWrite = Atomic<CInt>(-1)
   private let stopRequested = Atomic<Bool>(false)
 
   /// Accepts from `listeningSocket` (for example ``WorkerContext/listeningSocket``), which it owns.
@@ -41,11 +44,16 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
   /// the listening descriptor is closed. Connections still in the kernel's queue stay there for
   /// the other workers. Safe to call from any thread, any number of times.
   public func stopAccepting() {
-    stopRequested.store(true, ordering: .releasing)
-    wake.withLock { fd in
-      var byte: UInt8 = 0
-      if fd >= 0 { _ = write(fd, &byte, 1) }
-    }
+    stopRequested.store(true, ordering: .sequentiallyConsistent)
+    let fd = wakeWrite.load(ordering: .sequentiallyConsistent)
+    var byte: UInt8 = 0
+    if fd >= 0 { _ = write(fd, &byte, 1) }
+  }
+
+  deinit {
+    let (read, write) = (wakeRead.load(ordering: .acquiring), wakeWrite.load(ordering: .acquiring))
+    if read >= 0 { close(read) }
+    if write >= 0 { close(write) }
   }
 
   public func makeAsyncIterator() -> AsyncStream<CInt>.Iterator {
@@ -59,8 +67,10 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
     let (listenFD, wakeRead, wakeWrite) = (listeningSocket, pipeFDs[0], pipeFDs[1])
     _ = fcntl(wakeRead, F_SETFD, FD_CLOEXEC)
     _ = fcntl(wakeWrite, F_SETFD, FD_CLOEXEC)
-    wake.withLock { $0 = wakeWrite }
-    if stopRequested.load(ordering: .acquiring) { stopAccepting() }
+    _ = fcntl(wakeWrite, F_SETFL, O_NONBLOCK)  // a full pipe already wakes the thread
+    self.wakeRead.store(wakeRead, ordering: .sequentiallyConsistent)
+    self.wakeWrite.store(wakeWrite, ordering: .sequentiallyConsistent)
+    if stopRequested.load(ordering: .sequentiallyConsistent) { stopAccepting() }
     // Ending the iteration wakes the thread, which then closes every descriptor it owns.
     continuation.onTermination = { [self] _ in stopAccepting() }
     // Non-blocking on the shared open file description (so in every worker): a worker that loses
@@ -97,21 +107,12 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
       }
       continuation.finish()
       close(listenFD)
-      close(wakeRead)
-      self.wake.withLock { fd in
-        close(fd)
-        fd = -1
-      }
+      withExtendedLifetime(self) {}  // the pipe closes in deinit, after this thread
     }
     if !started {
       continuation.onTermination = nil
       continuation.finish()
       close(listenFD)
-      close(wakeRead)
-      self.wake.withLock { fd in
-        close(fd)
-        fd = -1
-      }
     }
     return stream.makeAsyncIterator()
   }
