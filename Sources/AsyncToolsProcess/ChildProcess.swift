@@ -57,13 +57,13 @@ public final class ChildProcess: Sendable, CustomStringConvertible {
     }
   }
 
-  let state: SanitizedMutex<State>
+  let state: Locked<State>
   private static let waiterIDs = Atomic<UInt64>(0)
 
   init(pid: Int32, pidfd: Int32) {
     self.pid = pid
     self.usesPidfd = pidfd >= 0
-    self.state = SanitizedMutex(State(pidfd: pidfd))
+    self.state = Locked(State(pidfd: pidfd))
   }
 
   /// `ChildProcess(pid: 1234)`.

@@ -74,7 +74,7 @@ struct EntryPointRegistry {
   var bootstrapped = false
   var currentEntryPoint: String?
 
-  static let shared = SanitizedMutex(EntryPointRegistry())
+  static let shared = Locked(EntryPointRegistry())
 
   mutating func register(_ name: String, _ body: @escaping Body) throws(AsyncToolsError) {
     guard !name.isEmpty else { throw .invalidArgument("entry point name must not be empty") }

@@ -29,7 +29,7 @@ package final class ProcessMonitor: Sendable {
     var jobs: [@Sendable () -> Void] = []
   }
 
-  private static let instance = SanitizedMutex<ProcessMonitor?>(nil)
+  private static let instance = Locked<ProcessMonitor?>(nil)
 
   /// The process-wide monitor, started on first use.
   package static func shared() throws(ProcessError) -> ProcessMonitor {
@@ -43,7 +43,7 @@ package final class ProcessMonitor: Sendable {
 
   private let epollFD: Int32
   private let wakeFD: Int32
-  private let state = SanitizedMutex(State())
+  private let state = Locked(State())
   private let nextToken = Atomic<UInt64>(1)
 
   private init() throws(ProcessError) {

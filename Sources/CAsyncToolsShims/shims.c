@@ -183,15 +183,3 @@ static _Thread_local void *asynctools_thread_marker = NULL;
 void *asynctools_thread_marker_get(void) { return asynctools_thread_marker; }
 
 void asynctools_thread_marker_set(void *marker) { asynctools_thread_marker = marker; }
-
-// Weak: resolved to the TSan runtime's entry points when it is linked, NULL otherwise.
-extern void __tsan_acquire(void *addr) __attribute__((weak));
-extern void __tsan_release(void *addr) __attribute__((weak));
-
-void asynctools_tsan_acquire(void *address) {
-  if (__tsan_acquire) __tsan_acquire(address);
-}
-
-void asynctools_tsan_release(void *address) {
-  if (__tsan_release) __tsan_release(address);
-}

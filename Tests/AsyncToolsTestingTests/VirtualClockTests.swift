@@ -1,10 +1,11 @@
+import AsyncTools
 import AsyncToolsTesting
 import Synchronization
 import Testing
 
 /// An append-only event log shared by the tasks of one test.
 final class EventLog: Sendable {
-  let entries = Mutex<[String]>([])
+  let entries = Locked<[String]>([])
   func append(_ entry: String) { entries.withLock { $0.append(entry) } }
   var all: [String] { entries.withLock { $0 } }
 }

@@ -1,3 +1,4 @@
+import AsyncTools
 import AsyncAlgorithms
 import CAsyncToolsShims
 import Synchronization
@@ -35,7 +36,7 @@ private let passThroughHook: EnqueueHook = { job, original in original(job) }
   @Test func workOutsideTheScopeIsNotCapturedOrStalled() async throws {
     // A task of another test, running while a scope is active, keeps running on the normal
     // executor — never on the driver's thread — and can still wake a task inside the scope.
-    let capturedSteps = Mutex(0)
+    let capturedSteps = Locked(0)
     let (signal, signalled) = AsyncStream<Void>.makeStream()
     let scopeActive = Atomic<Bool>(false)
     let outside = Task.detached {

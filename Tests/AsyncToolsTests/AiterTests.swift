@@ -5,8 +5,8 @@ import Testing
 struct AiterTests {
   /// Hands out the given values one per call, counting calls.
   final class Source: Sendable {
-    private let state: SanitizedMutex<(values: [Int?], calls: Int)>
-    init(_ values: [Int?]) { state = SanitizedMutex((values, 0)) }
+    private let state: Locked<(values: [Int?], calls: Int)>
+    init(_ values: [Int?]) { state = Locked((values, 0)) }
     func next() async -> Int? {
       state.withLock { state in
         state.calls += 1

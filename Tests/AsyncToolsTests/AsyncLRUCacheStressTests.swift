@@ -21,7 +21,7 @@ private final class FlightLedger: Sendable {
     var epochs: [Int: Int] = [:]
     var violations: [String] = []
   }
-  private let state = SanitizedMutex(State())
+  private let state = Locked(State())
 
   /// Registers the computation a caller would start on a miss (used only if it does miss).
   func prepare(key: Int) -> Int {

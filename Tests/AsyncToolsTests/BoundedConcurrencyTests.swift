@@ -5,7 +5,7 @@ import Testing
 struct BoundedConcurrencyTests {
   /// Tracks how many operations run at once and the highest that number reached.
   final class Occupancy: Sendable {
-    private let state = SanitizedMutex((current: 0, peak: 0))
+    private let state = Locked((current: 0, peak: 0))
     func enter() {
       state.withLock {
         $0.current += 1; $0.peak = max($0.peak, $0.current)
@@ -80,7 +80,7 @@ struct BoundedConcurrencyTests {
 
   @Test func concurrentForEachVisitsEveryElementWithinTheBound() async throws {
     let occupancy = Occupancy()
-    let sum = SanitizedMutex(0)
+    let sum = Locked(0)
     try await (1...100).concurrentForEach(maxConcurrency: 5) { value in
       occupancy.enter()
       defer { occupancy.leave() }

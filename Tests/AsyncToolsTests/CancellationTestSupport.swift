@@ -2,6 +2,7 @@
 // They wait for events instead of sleeping, and never block a thread, so they also work on the
 // single-threaded virtual-time driver.
 
+import AsyncTools
 import Synchronization
 
 enum CancellationFixtures {
@@ -12,7 +13,7 @@ enum CancellationFixtures {
       var isOpen = false
       var waiters: [CheckedContinuation<Void, Never>] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init() {}
 
@@ -41,7 +42,7 @@ enum CancellationFixtures {
 
   /// An append-only, thread-safe log of events, for asserting orderings.
   final class Recorder<Event: Sendable>: Sendable {
-    private let events = Mutex<[Event]>([])
+    private let events = Locked<[Event]>([])
     init() {}
     func record(_ event: Event) { events.withLock { $0.append(event) } }
     var all: [Event] { events.withLock { $0 } }

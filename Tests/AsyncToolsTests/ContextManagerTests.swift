@@ -98,7 +98,7 @@ struct ContextManagerTests {
 }
 
 final class ScopeOutcomeBox: Sendable {
-  private let stored = Mutex<ExitOutcome?>(nil)
+  private let stored = Locked<ExitOutcome?>(nil)
   var outcome: ExitOutcome? {
     get { stored.withLock { $0 } }
     set { stored.withLock { $0 = newValue } }

@@ -29,7 +29,7 @@ private final class StressLedger: Sendable {
     var injected: [String] = []
     var reported: [String] = []
   }
-  private let state = Mutex(State())
+  private let state = Locked(State())
 
   func newID() -> Int { state.withLock { state in defer { state.nextID += 1 }; return state.nextID } }
   func entered(_ id: Int) { state.withLock { _ = $0.entered.insert(id) } }

@@ -7,7 +7,7 @@ import Testing
 
 /// An ordered, thread-safe record of what happened.
 final class ScopeEventLog: Sendable {
-  private let entries = Mutex<[String]>([])
+  private let entries = Locked<[String]>([])
 
   func record(_ entry: String) { entries.withLock { $0.append(entry) } }
   var events: [String] { entries.withLock { $0 } }
@@ -92,7 +92,7 @@ final class ScopeRendezvous: Sendable {
     var cancelled: Set<Int> = []
   }
   private let parties: Int
-  private let state = Mutex(State())
+  private let state = Locked(State())
 
   init(parties: Int) { self.parties = parties }
 

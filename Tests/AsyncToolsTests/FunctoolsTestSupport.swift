@@ -2,7 +2,7 @@ import AsyncTools
 
 /// A one-shot gate: tasks `wait()` until someone calls `open()` (also if they wait after it opened).
 final class FunctoolsGate: Sendable {
-  private let state = SanitizedMutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+  private let state = Locked<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
   func wait() async {
     await withCheckedContinuation { continuation in
@@ -37,7 +37,7 @@ final class FunctoolsGate: Sendable {
 
 /// A thread-safe counter.
 final class FunctoolsCounter: Sendable {
-  private let value = SanitizedMutex(0)
+  private let value = Locked(0)
   @discardableResult
   func increment() -> Int {
     value.withLock {
@@ -49,7 +49,7 @@ final class FunctoolsCounter: Sendable {
 
 /// A thread-safe flag.
 final class FunctoolsFlag: Sendable {
-  private let value = SanitizedMutex(false)
+  private let value = Locked(false)
   func set() { value.withLock { $0 = true } }
   var isSet: Bool { value.withLock { $0 } }
 }

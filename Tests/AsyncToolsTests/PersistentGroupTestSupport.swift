@@ -22,7 +22,7 @@ final class PtgGate: Sendable {
     var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     var next: UInt64 = 0
   }
-  private let state = SanitizedMutex(State())
+  private let state = Locked(State())
 
   init() {}
 
@@ -77,7 +77,7 @@ final class PtgEvents: Sendable {
     var count = 0
     var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
   }
-  private let state = SanitizedMutex(State())
+  private let state = Locked(State())
 
   init() {}
 
@@ -108,7 +108,7 @@ final class PtgEvents: Sendable {
 
 /// A thread-safe list of what happened, in order.
 final class PtgRecorder<T: Sendable>: Sendable {
-  private let items = SanitizedMutex<[T]>([])
+  private let items = Locked<[T]>([])
   init() {}
   func append(_ item: T) { items.withLock { $0.append(item) } }
   var values: [T] { items.withLock { $0 } }

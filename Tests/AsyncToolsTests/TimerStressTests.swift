@@ -65,7 +65,7 @@ struct TimerStressTests {
       rawValue: "seed \(seed): \(policy), \(schedule), every \(interval), initialDelay \(initialDelay), "
         + "stop at \(stopAt), \(structured ? "withTimer" : "PeriodicTimer")")
 
-    let stats = Mutex(Stats())
+    let stats = Locked(Stats())
     try await withVirtualTime { clock in
       let onError: @Sendable (any Error, PeriodicTimer.Tick<VirtualClock>) -> Void = { error, _ in
         guard let failure = error as? TimerFixtures.TickFailure else {

@@ -8,7 +8,7 @@ import Synchronization
 enum TimerFixtures {
   /// A thread-safe append-only log.
   final class Log<Event: Sendable>: Sendable {
-    private let events = Mutex<[Event]>([])
+    private let events = Locked<[Event]>([])
     init() {}
     func append(_ event: Event) { events.withLock { $0.append(event) } }
     var all: [Event] { events.withLock { $0 } }

@@ -146,7 +146,7 @@ private func race<T: Sendable, C: Clock>(
   }
   // The group's closure could in principle run more than once, so the compiler cannot see that
   // `body` is sent to a child only once. A take-once box proves it without unsafe annotations.
-  let box = Mutex<(@isolated(any) () async throws -> T)?>(Optional(body))
+  let box = Locked<(@isolated(any) () async throws -> T)?>(Optional(body))
   let bodyResult = await withTaskGroup(of: RaceEvent<T>.self) { group -> Result<RaceOutcome<T>, any Error> in
     let operation = box.withLock { $0.take()! }
     group.addTask {

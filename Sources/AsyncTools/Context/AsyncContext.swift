@@ -55,7 +55,7 @@ public final class AsyncContext<Value: Sendable>: AsyncContextManager {
   }
 
   private let run: @Sendable (Body) async throws -> Void
-  private let current = Mutex<Activation?>(nil)
+  private let current = Locked<Activation?>(nil)
 
   /// Creates a manager from a closure that acquires a value, passes it to `body`, then releases it.
   ///
@@ -134,7 +134,7 @@ extension AsyncContext {
       var misuse: AsyncToolsError?
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
 
     /// Claims the one exit of this run: false before the value was handed out or on a second exit.
     func beginExit() -> Bool {

@@ -39,7 +39,7 @@ public final class AsyncExitStack: Sendable {
     case closed
   }
 
-  private let state = Mutex(State.open([]))
+  private let state = Locked(State.open([]))
 
   init() {}
 

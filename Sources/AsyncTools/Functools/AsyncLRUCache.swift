@@ -35,10 +35,7 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// Whether a hit restarts the entry's expiry period.
   public let refreshOnHit: Bool
 
-  @usableFromInline let mutex: Mutex<CacheState<Key, Value>>
-  /// Gives ThreadSanitizer the happens-before edge between critical sections that `Mutex` hands to the kernel
-  /// from uninstrumented code when contended (see `SanitizedMutex`); plain loads and stores on x86-64 and arm64.
-  @usableFromInline let fence = Atomic<UInt8>(0)
+  @usableFromInline let mutex: Locked<CacheState<Key, Value>>
   /// The injected clock, erased to "time elapsed since the cache was created"; `nil` without a TTL, so that a cache
   /// without expiry never reads a clock.
   @usableFromInline let elapsed: (@Sendable () -> Duration)?
@@ -68,7 +65,7 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     } else {
       elapsed = nil
     }
-    mutex = Mutex(CacheState(usesExpiry: expireAfter != nil))
+    mutex = Locked(CacheState(usesExpiry: expireAfter != nil))
   }
 
   /// Returns the cached value for `key`, or runs `compute` to produce it (once, however many callers miss together).
@@ -118,8 +115,6 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   @inlinable
   func withState<R>(_ body: (inout sending CacheState<Key, Value>) -> sending R) -> sending R {
     mutex.withLock { state in
-      _ = fence.load(ordering: .acquiring)
-      defer { fence.store(0, ordering: .releasing) }
       return body(&state)
     }
   }

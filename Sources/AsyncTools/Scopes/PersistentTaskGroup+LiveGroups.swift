@@ -55,7 +55,7 @@ extension PersistentTaskGroup {
     weak var group: PersistentTaskGroup?
   }
 
-  static let registry = SanitizedMutex<[UInt64: WeakGroup]>([:])
+  static let registry = Locked<[UInt64: WeakGroup]>([:])
   static let nextRegistryID = Atomic<UInt64>(0)
 
   static func register(_ group: PersistentTaskGroup) {

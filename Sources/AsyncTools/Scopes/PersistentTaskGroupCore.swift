@@ -103,9 +103,9 @@ final class PersistentTaskGroupCore: Sendable {
   /// `Int.max` when unlimited.
   let limit: Int
   let errorHandler: PersistentTaskGroup.ErrorHandler
-  let state = SanitizedMutex(State())
+  let state = Locked(State())
   /// The public object, held weakly so that `PersistentTaskGroup.current` does not keep it alive.
-  let owner = SanitizedMutex<WeakOwner>(WeakOwner())
+  let owner = Locked<WeakOwner>(WeakOwner())
 
   struct WeakOwner: Sendable {
     weak var group: PersistentTaskGroup?

@@ -77,12 +77,6 @@ void *_Nullable asynctools_thread_marker_get(void);
 /// Sets this thread's private marker slot.
 void asynctools_thread_marker_set(void *_Nullable marker);
 
-/// ThreadSanitizer annotations (no-ops unless the process runs under TSan): the lock of
-/// `Synchronization.Mutex` is invisible to TSan on Linux, so `Locked` announces its critical
-/// sections with these.
-void asynctools_tsan_acquire(void *_Nonnull address);
-void asynctools_tsan_release(void *_Nonnull address);
-
 #ifdef __cplusplus
 }
 #endif
