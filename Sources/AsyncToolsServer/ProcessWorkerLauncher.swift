@@ -1,4 +1,5 @@
 #if os(Linux)
+import AsyncTools
 import AsyncToolsProcess
 import CAsyncToolsShims
 import Dispatch
@@ -21,7 +22,7 @@ final class ProcessWorkerLauncher: WorkerLauncher {
   private let arguments: [String]
   private let socket: ListeningSocket?
   /// The exit watchers, awaited by `finish()`.
-  private let watchers = Mutex<[Task<Void, Never>]>([])
+  private let watchers = Locked<[Task<Void, Never>]>([])
 
   init(configuration: ServerConfiguration, arguments: [String], socket: ListeningSocket?) throws {
     self.configuration = configuration
@@ -33,7 +34,7 @@ final class ProcessWorkerLauncher: WorkerLauncher {
   private final class Handle: WorkerHandle {
     let child: ChildProcess
     /// The signals sent so far, and whether SIGKILL was one; the lock is the only state.
-    private let sent = Mutex<(signals: Set<Int32>, last: UnixSignal?)>(([], nil))
+    private let sent = Locked<(signals: Set<Int32>, last: UnixSignal?)>(([], nil))
 
     init(child: ChildProcess) { self.child = child }
 

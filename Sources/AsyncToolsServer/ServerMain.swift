@@ -17,7 +17,7 @@ public struct ServerMain: Sendable {
 
   /// Once-only guard of `runWorkers`; the lock is the only state, so the box is safely Sendable.
   private final class Entered: Sendable {
-    let value = Mutex(false)
+    let value = Locked(false)
   }
 
   init(

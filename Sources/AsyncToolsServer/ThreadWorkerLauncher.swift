@@ -1,3 +1,4 @@
+import AsyncTools
 import Synchronization
 import UnixSignals
 
@@ -20,7 +21,7 @@ final class ThreadWorkerLauncher: WorkerLauncher {
   private let socket: ListeningSocket?
   private let bodies: WorkerBodies
   /// The worker tasks, awaited by `finish()`: the owner of every task this launcher starts.
-  private let tasks = Mutex<[Task<Void, Never>]>([])
+  private let tasks = Locked<[Task<Void, Never>]>([])
 
   init(
     configuration: ServerConfiguration, arguments: [String], socket: ListeningSocket?,

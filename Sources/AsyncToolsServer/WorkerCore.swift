@@ -1,3 +1,4 @@
+import AsyncTools
 import Synchronization
 import UnixSignals
 
@@ -21,7 +22,7 @@ final class WorkerCore: Sendable {
     var task: Task<Void, Never>?
   }
 
-  private let state = Mutex(State())
+  private let state = Locked(State())
   private let defaultSignal: UnixSignal
   private let runToCompletion: Bool
   private let onReady: @Sendable () -> Void

@@ -1,3 +1,4 @@
+import AsyncTools
 import CAsyncToolsShims
 import Synchronization
 import UnixSignals
@@ -102,7 +103,7 @@ struct WorkerProcessRuntime: Sendable {
       processIndex: processIndex, arguments: arguments, listeningSocket: listenFD, listeningPort: listenPort,
       mode: .processes, core: core)
     let index = processIndex
-    let status = Mutex(ExitStatus.clean)
+    let status = Locked(ExitStatus.clean)
     let task = Task {
       do {
         try await WorkerContext.$current.withValue(context) { try await body(context) }

@@ -24,13 +24,30 @@ let activeDriver = Atomic<UInt>(0)
 /// it is what `swift_job_run(job, generic)` does for the default global executor.
 let genericExecutor = unsafeBitCast((Int(0), Int(0)), to: UnownedSerialExecutor.self)
 
+/// Hook calls that may be using the active driver right now. A scope that ends clears
+/// `activeDriver`, then waits for this to reach zero before its driver may be freed: another thread
+/// can be inside the hook, holding the driver's address, at the moment the scope ends.
+let hookCallsInFlight = Atomic<Int>(0)
+
 /// The process-wide enqueue hook while a virtual-time scope is active.
 let virtualTimeHook: EnqueueHook = { job, original in
-  guard let raw = UnsafeRawPointer(bitPattern: activeDriver.load(ordering: .acquiring)) else {
+  // Sequentially consistent with `retireActiveDriver()`: either that function sees this call in
+  // flight and waits, or this call sees the driver already cleared.
+  hookCallsInFlight.add(1, ordering: .sequentiallyConsistent)
+  defer { hookCallsInFlight.subtract(1, ordering: .sequentiallyConsistent) }
+  guard let raw = UnsafeRawPointer(bitPattern: activeDriver.load(ordering: .sequentiallyConsistent)) else {
     original(job)
     return
   }
   Unmanaged<VirtualTimeDriver>.fromOpaque(raw).takeUnretainedValue().enqueue(job, original: original)
+}
+
+/// Clears the active driver and returns once no hook call can still be using it.
+func retireActiveDriver() {
+  activeDriver.store(0, ordering: .sequentiallyConsistent)
+  while hookCallsInFlight.load(ordering: .sequentiallyConsistent) != 0 {
+    sched_yield()
+  }
 }
 
 /// A single-threaded, deterministic executor for everything one `withVirtualTime` body starts.
@@ -222,7 +239,7 @@ final class VirtualTimeDriver: @unchecked Sendable {
     // Uninstall first, so that nothing below is captured again.
     let hook = unsafeBitCast(virtualTimeHook, to: UnsafeMutableRawPointer.self)
     _ = asynctools_enqueue_global_hook_cas(hook, nil, nil)
-    activeDriver.store(0, ordering: .releasing)
+    retireActiveDriver()
     let (leftovers, originalBits) = state.withLock { state -> ([UInt], UInt) in
       state.finished = true
       defer { state.ready.removeAll() }

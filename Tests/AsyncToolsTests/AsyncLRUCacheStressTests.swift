@@ -129,11 +129,13 @@ struct AsyncLRUCacheStressTests {
         callers[victim].cancelled = true
       case 4:
         let key = Int.random(in: 0..<keyCount, using: &random)
-        cache.invalidate(key)
+        // The ledger learns of the detach first: a successor computation may start on another
+        // thread the moment `invalidate` returns, and must not be judged against the old epoch.
         ledger.detach(key: key)
+        cache.invalidate(key)
       case 5:
-        cache.clear()
         ledger.detach(key: nil)
+        cache.clear()
         cleared = true
       default:
         for _ in 0..<Int.random(in: 0..<3, using: &random) { await Task.yield() }
