@@ -136,6 +136,10 @@ public final class ChildProcess: Sendable, CustomStringConvertible {
   ///   ``ProcessError/systemCallFailed(_:errno:)`` for any other failure (for example `EPERM`).
   @discardableResult
   public func send(signal: Int32) throws -> Bool {
+    // Checked here, not only by the kernel, so a bad number is an error even after the child exited.
+    guard (0...64).contains(signal) else {
+      throw AsyncToolsError.invalidArgument("signal must be a valid signal number (0...64), got \(signal)")
+    }
     let failure = state.withLock { state -> Int32? in
       if state.outcome != nil { return nil }
       let result = state.pidfd >= 0 ? asynctools_pidfd_send_signal(state.pidfd, signal) : kill(pid, signal)

@@ -106,6 +106,17 @@ import Testing
     }
   }
 
+  @Test func invalidSignalNumberIsAnInvalidArgumentAlsoAfterTheChildExited() async throws {
+    try await withWatchdog {
+      let child = try await ChildProcess.spawn(executable: "/bin/true")
+      _ = try await child.wait()
+      for signal: Int32 in [-1, 65, 1000] {
+        let error = #expect(throws: AsyncToolsError.self) { try child.send(signal: signal) }
+        #expect(error?.code == .invalidArgument, "signal \(signal)")
+      }
+    }
+  }
+
   @Test(arguments: pidfdModes)
   func twoHundredConcurrentChildrenAreAllReapedWithNoZombieLeft(usePidfd: Bool) async throws {
     // The fallback costs a thread per child: keep its share smaller.
