@@ -1,3 +1,4 @@
+import AsyncToolsTesting
 import AsyncTools
 import Synchronization
 
@@ -91,18 +92,8 @@ final class ChildBox<Value: Sendable>: Sendable {
   func update<R: Sendable>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
 }
 
-/// A seeded generator (SplitMix64) for reproducible randomness in tests.
-struct ChildSeededRandom: RandomNumberGenerator, Sendable {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
+/// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.
+typealias ChildSeededRandom = SeededRandomNumberGenerator
 
 /// A generator that always returns the same value: `UInt64(1) << 63` gives a jitter unit of exactly 0.5.
 struct ChildConstantRandom: RandomNumberGenerator, Sendable {

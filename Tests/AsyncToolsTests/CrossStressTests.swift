@@ -102,17 +102,10 @@ private func runningUnderASanitizer() -> Bool {
   #endif
 }
 
-/// SplitMix64: a tiny deterministic generator, so a seed replays a scenario exactly.
-struct CrossRandom: RandomNumberGenerator, Sendable {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
+/// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.
+typealias CrossRandom = SeededRandomNumberGenerator
+
+extension CrossRandom {
   mutating func percent() -> Int { Int(next() % 100) }
   mutating func seconds(_ range: ClosedRange<Int>) -> Duration { .seconds(Int.random(in: range, using: &self)) }
 }

@@ -1,3 +1,4 @@
+import AsyncToolsTesting
 import AsyncTools
 
 /// A one-shot gate: tasks `wait()` until someone calls `open()` (also if they wait after it opened).
@@ -63,15 +64,5 @@ struct FunctoolsTestError: Error, Equatable {
   var id: Int
 }
 
-/// A small deterministic generator for seeded tests.
-struct FunctoolsRandom: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
+/// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.
+typealias FunctoolsRandom = SeededRandomNumberGenerator

@@ -1,5 +1,6 @@
 // Small event primitives for the PersistentTaskGroup / coordination tests: tests wait for events,
 // never for time.
+import AsyncToolsTesting
 import AsyncTools
 import Synchronization
 import Testing
@@ -151,15 +152,5 @@ func ptgStressIterations(default defaultValue: Int) -> Int {
   return value
 }
 
-/// SplitMix64: a tiny seeded generator, so a failing stress run can be replayed from its seed.
-struct PtgRandom: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
+/// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.
+typealias PtgRandom = SeededRandomNumberGenerator

@@ -42,18 +42,8 @@ enum TimerFixtures {
     }
   }
 
-  /// SplitMix64: small, fast, and the same sequence on every platform for a given seed.
-  struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-  }
+  /// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.
+  typealias SeededRandom = SeededRandomNumberGenerator
 
   /// The error a failing tick throws; `id` identifies the failing tick.
   struct TickFailure: Error, Hashable {
