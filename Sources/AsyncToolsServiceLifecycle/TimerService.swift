@@ -45,10 +45,7 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
     onError: (@Sendable (any Error, PeriodicTimer.Tick<C>) -> Void)? = nil,
     _ tick: @escaping @Sendable (PeriodicTimer.Tick<C>) async throws -> Void
   ) throws(AsyncToolsError) {
-    try interval.requirePositive("interval")
-    if initialDelay < .zero {
-      throw .invalidArgument("initialDelay must not be negative, got \(initialDelay)")
-    }
+    try PeriodicTimer.validate(interval: interval, initialDelay: initialDelay)
     self.interval = interval
     self.initialDelay = initialDelay
     self.policy = policy

@@ -23,10 +23,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     schedule: PeriodicTimer.Schedule, clock: C, onError: (@Sendable (any Error, Tick) -> Void)?,
     body: @escaping @Sendable (Tick) async throws -> Void
   ) throws(AsyncToolsError) {
-    try interval.requirePositive("interval")
-    if initialDelay < .zero {
-      throw .invalidArgument("initialDelay must not be negative, got \(initialDelay)")
-    }
+    try PeriodicTimer.validate(interval: interval, initialDelay: initialDelay)
     self.interval = interval
     self.initialDelay = initialDelay
     self.policy = policy
@@ -129,3 +126,13 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
 
 /// Where tick failures go when no `onError` handler is given.
 let timerLogger = Logger(label: "AsyncTools.Timer")
+
+extension PeriodicTimer {
+  /// The argument checks every timer entry point shares; the messages name the offending parameter.
+  package static func validate(interval: Duration, initialDelay: Duration) throws(AsyncToolsError) {
+    try interval.requirePositive("interval")
+    if initialDelay < .zero {
+      throw .invalidArgument("initialDelay must not be negative, got \(initialDelay)")
+    }
+  }
+}

@@ -82,10 +82,7 @@ extension PeriodicTimer {
   public static func ticks<C: Clock>(
     every interval: Duration, initialDelay: Duration = .zero, schedule: Schedule = .fixedRate, clock: C
   ) throws(AsyncToolsError) -> Ticks<C> where C.Duration == Duration {
-    try interval.requirePositive("interval")
-    if initialDelay < .zero {
-      throw .invalidArgument("initialDelay must not be negative, got \(initialDelay)")
-    }
+    try validate(interval: interval, initialDelay: initialDelay)
     return Ticks(interval: interval, initialDelay: initialDelay, schedule: schedule, clock: clock)
   }
 
