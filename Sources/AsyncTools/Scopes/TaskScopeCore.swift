@@ -232,7 +232,9 @@ final class TaskScopeCore: Sendable {
     let cancelFirst = state.cancelRequested && !state.nestedCancelled
     if cancelFirst { state.nestedCancelled = true }
     if !state.pending.isEmpty || cancelFirst {
-      let jobs = Array(state.pending)
+      // Not `Array(state.pending)` when it is empty: Deque's copy then writes the count into the
+      // shared empty-array singleton, which ThreadSanitizer reports as a race between two scopes.
+      let jobs = state.pending.isEmpty ? [] : Array(state.pending)
       state.pending.removeAll(keepingCapacity: true)
       return .spawn(jobs, cancelFirst: cancelFirst)
     }
