@@ -30,6 +30,9 @@ import AsyncTools
 public final class ConnectionDrain: Sendable {
   private struct Entry {
     var busy = 0
+    /// A request has started on it: it is no longer a connection whose first request may be in
+    /// transit.
+    var used = false
     var close: (@Sendable () -> Void)?
     var closeRequested = false
   }
@@ -38,6 +41,8 @@ public final class ConnectionDrain: Sendable {
     var entries: [UInt64: Entry] = [:]
     var nextID: UInt64 = 0
     var draining = false
+    /// The grace of connections without a request has passed: close them too.
+    var graceOver = false
     /// Cancelled drain: close busy connections too.
     var forced = false
     var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -46,7 +51,7 @@ public final class ConnectionDrain: Sendable {
     /// the lock.
     mutating func closeIfDue(_ id: UInt64) -> (@Sendable () -> Void)? {
       guard draining, var entry = entries[id], !entry.closeRequested, let close = entry.close,
-        entry.busy == 0 || forced
+        forced || (entry.busy == 0 && (entry.used || graceOver))
       else { return nil }
       entry.closeRequested = true
       entries[id] = entry
@@ -60,9 +65,18 @@ public final class ConnectionDrain: Sendable {
   }
 
   private let state = Locked(State())
+  /// How long a connection that has not started a request yet is kept open by a drain.
+  public let firstRequestGrace: Duration
 
   /// Creates an empty drain.
-  public init() {}
+  ///
+  /// - Parameter firstRequestGrace: How long ``drain()`` keeps a connection open that has not
+  ///   started a request yet (default 100 ms). A client that has just connected has usually sent
+  ///   its first request already, and it may still be in the socket's buffer, not yet read: closing
+  ///   at once would lose it. An idle client that sent nothing is closed when the grace ends.
+  public init(firstRequestGrace: Duration = .milliseconds(100)) {
+    self.firstRequestGrace = firstRequestGrace
+  }
 
   /// How many connections are open (opened and not yet ``Connection/closed()``).
   public var openCount: Int { state.withLock { $0.entries.count } }
@@ -81,8 +95,9 @@ public final class ConnectionDrain: Sendable {
     return Connection(drain: self, id: id)
   }
 
-  /// Closes every idle connection now and each busy one when its request has finished, and
-  /// returns when all of them have reported ``Connection/closed()``.
+  /// Closes every idle connection now (one that has not started a request yet after
+  /// ``firstRequestGrace``) and each busy one when its request has finished, and returns when all
+  /// of them have reported ``Connection/closed()``.
   ///
   /// When the calling task is cancelled (the server's phase two, after
   /// ``ServerConfiguration/gracefulShutdownTimeout``), closes every connection still open, busy or
@@ -93,6 +108,15 @@ public final class ConnectionDrain: Sendable {
       return state.closeAllDue()
     }
     for close in due { close() }
+    let unused = state.withLock { state in state.entries.values.contains { !$0.used && !$0.closeRequested } }
+    if unused {
+      try? await Task.sleep(for: firstRequestGrace)
+      let due = state.withLock { state in
+        state.graceOver = true
+        return state.closeAllDue()
+      }
+      for close in due { close() }
+    }
     let id = state.withLock { state in
       defer { state.nextID += 1 }
       return state.nextID
@@ -157,7 +181,10 @@ public final class ConnectionDrain: Sendable {
     /// A request has arrived: the connection is busy until the matching ``requestFinished()``.
     /// Requests may overlap (pipelining): the connection is idle when every one has finished.
     public func requestStarted() {
-      drain.update(id) { $0.busy += 1 }
+      drain.update(id) {
+        $0.busy += 1
+        $0.used = true
+      }
     }
 
     /// A request has been answered (its reply written). During a drain, the connection closes
