@@ -1,3 +1,5 @@
+import AsyncToolsTestSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
