@@ -40,6 +40,8 @@ public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
   case stopped(UnixSignal)
   /// A stop signal stopped the server, but at least one worker had to be killed: it outlived
   /// ``ServerConfiguration/waitTimeout`` or a second stop signal forced the stop. Exit status 2.
+  /// In threads mode a killed worker that ignores its cancellation is abandoned, still running:
+  /// exit the process with ``exitCode`` to end it.
   case forceStopped(UnixSignal)
   /// Every worker ended on its own without failing (run to completion, or every body returned):
   /// the server stopped by itself. Exit status 0.

@@ -30,14 +30,17 @@ import UnixSignals
 /// binds ``ServerConfiguration/listen`` (a ``ServerError`` such as `.addressInUse` before any worker
 /// starts); traps the stop signals; runs `main`, whose ``ServerMain/runWorkers(arguments:)`` starts
 /// the workers and returns how the server ended:
-/// - the first stop signal is forwarded to every worker (through its pidfd), whose
-///   ``WorkerContext/stopSignal()`` returns it; after ``ServerConfiguration/gracefulShutdownTimeout``
-///   the workers still running are cancelled, after ``ServerConfiguration/waitTimeout`` killed;
-///   a second stop signal kills them at once;
+/// - the first stop signal makes the listening socket stop listening in every process (new
+///   connections are refused at once) and is forwarded to every worker (through its pidfd), whose
+///   ``WorkerContext/stopSignal()`` returns it (``WorkerContext/serveConnections(drain:_:)`` then
+///   drains its connections); after ``ServerConfiguration/gracefulShutdownTimeout`` the workers
+///   still running are cancelled, after ``ServerConfiguration/waitTimeout`` killed (threads mode:
+///   cancelled, then abandoned); a second stop signal kills them at once;
 /// - a failing worker stops the server, is ignored or is restarted
 ///   (``ServerConfiguration/onWorkerFailure``);
 /// - when every worker has ended, the server stops by itself;
-/// - ``ServerConfiguration/restartSignal`` (SIGHUP) replaces the workers one at a time.
+/// - ``ServerConfiguration/restartSignal`` (SIGHUP) replaces the workers one at a time (one
+///   arriving during a restart is queued).
 ///
 /// Cancelling the task that called `startServer` stops the server as the default stop signal would.
 ///
