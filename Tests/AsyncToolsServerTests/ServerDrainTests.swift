@@ -119,6 +119,40 @@ struct ServerDrainTests {
     }
   }
 
+  @Test func aWorkerKilledWithSIGKILLStopsTheServerAndThePortRefusesAtOnce() async throws {
+    // The default policy (.stopServer, as documented): the other worker is stopped and drained,
+    // and meanwhile the port refuses connections instead of queueing them.
+    let server = try LaunchedProcess(
+      "AsyncToolsTestChild", ["serve", "--workers", "2", "--reply-delay-ms", "1000", "--graceful-timeout-ms", "5000"])
+    defer { server.killIfRunning() }
+    try await withWatchdog {
+      let port = try await start(server, workers: 2)
+      await server.output.wait { events in events.filter { $0.hasPrefix("out: worker ") && $0.contains(" pid ") }.count == 2 }
+      let victim = try #require(server.stdoutLines.first { $0.hasPrefix("worker 0 pid ") }.flatMap { pid_t($0.split(separator: " ")[3]) })
+      let busy = await onThread { (0..<4).map { _ in connectLoopback(port: port) } }
+      let sockets = ClientSockets(busy)
+      defer { sockets.closeAll() }
+      for fd in busy { #expect(send("busy", on: fd)) }
+      await server.output.wait { $0.contains("out: request 4") }
+      let refusedAfter: Duration? = await onThread {
+        let clock = ContinuousClock()
+        let begun = clock.now
+        kill(victim, SIGKILL)
+        while begun.duration(to: clock.now) < .seconds(2) {
+          let fd = connectLoopback(port: port)
+          if fd == -ECONNREFUSED { return begun.duration(to: clock.now) }
+          if fd >= 0 { close(fd) }
+          usleep(500)
+        }
+        return nil
+      }
+      let after = try #require(refusedAfter, "connections were still accepted 2 s after the worker died")
+      #expect(after < .milliseconds(500), "refused only after \(after)")
+      #expect(await server.exitCode() == 1, "\(server.stderrText)")
+      #expect(server.stdoutLines.last == "server exit 1 stopped because worker 0 was killed by signal 9")
+    }
+  }
+
   @Test func aThreadWorkerIgnoringCancellationCannotOutliveTheWaitTimeout() async throws {
     let server = try LaunchedProcess(
       "AsyncToolsTestChild",
