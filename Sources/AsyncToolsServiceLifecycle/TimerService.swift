@@ -109,7 +109,7 @@ extension TimerService {
     public static var cancelRunningTick: ShutdownBehavior { ShutdownBehavior(base: .cancel) }
 
     /// The running tick finishes normally, without being cancelled; no tick starts after the shutdown
-    /// began. A cancellation of the service still cancels it. (With ``AsyncTools/PeriodicTimer/DelayPolicy/cancelPrevious``
+    /// began. A cancellation of the service still cancels it. (With the `cancelPrevious` delay policy
     /// the timer still cancels a tick that reaches the next deadline.)
     public static var finishRunningTick: ShutdownBehavior { ShutdownBehavior(base: .finish) }
 

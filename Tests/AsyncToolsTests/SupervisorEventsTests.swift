@@ -37,7 +37,8 @@ struct SupervisorEventsTests {
         clock: clock, errorHandler: { _, _ in },
         onRestart: { event in
           let at = start.duration(to: clock.now)
-          events.append("\(at) \(event.child) #\(event.attempt) \(event.lastFailure.map { "\($0)" } ?? "-") \(event.delay)")
+          let failure = event.lastFailure.map { "\($0)" } ?? "-"
+          events.append("\(at) \(event.child) #\(event.attempt) \(failure) \(event.delay)")
         }
       ) { supervisor in
         let runs = ChildCounter()
