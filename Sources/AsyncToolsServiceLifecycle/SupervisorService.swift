@@ -25,7 +25,7 @@ import ServiceLifecycle
 /// - **Every child has ended for good** (none restartable left) → the supervisor keeps waiting for shutdown; `run()`
 ///   does not return early, so a `ServiceGroup` does not see a service that finished.
 ///
-/// `children` may add children through ``AsyncTools/Supervisor/handle`` to keep adding them later. Each `run()`
+/// `children` may add children through `Supervisor/handle` to keep adding them later. Each `run()`
 /// starts a fresh supervisor, with its own restart window.
 public struct SupervisorService<C: Clock>: Service where C.Duration == Duration {
   let intensity: RestartIntensity
