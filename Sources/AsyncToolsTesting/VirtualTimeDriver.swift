@@ -1,4 +1,7 @@
 import CAsyncToolsShims
+#if compiler(>=6.3) && !canImport(Darwin)
+  @_spi(ExperimentalScheduling) import _Concurrency
+#endif
 import DequeModule
 import AsyncTools
 import Synchronization
@@ -57,9 +60,10 @@ func retireActiveDriver() {
 /// and hands every other job back to the runtime at once, so tests running beside it in the same
 /// process are neither captured nor stalled. When nothing it owns can run, it asks the clock for
 /// idle work: idle waiters first, then a jump to the earliest deadline.
-final class VirtualTimeDriver: @unchecked Sendable {
+final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   // @unchecked Sendable: all mutable state is inside `state` (a `Locked`, i.e. a Mutex); `wakeup` is a POSIX
-  // semaphore, itself thread-safe; the remaining stored properties are immutable.
+  // semaphore, itself thread-safe; `jobStarted` is read and written only on the driver thread (see
+  // `onDriverThread`); the remaining stored properties are immutable.
 
   struct State {
     /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`).
@@ -86,6 +90,8 @@ final class VirtualTimeDriver: @unchecked Sendable {
   let automatic: Bool
   let autojumpThreshold: Duration
   let deadlockTimeout: Duration
+  /// When the job now running on the driver thread started (real time). Driver thread only.
+  var jobStarted = ContinuousClock.now
 
   init(clock: VirtualClock, automatic: Bool, autojumpThreshold: Duration, deadlockTimeout: Duration) {
     self.clock = clock
@@ -102,6 +108,9 @@ final class VirtualTimeDriver: @unchecked Sendable {
   }
 
   var marker: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+  /// This driver as the task executor its jobs run on.
+  var taskExecutor: UnownedTaskExecutor { asUnownedTaskExecutor() }
 
   /// Receives every global enqueue in the process while this driver is active.
   func enqueue(_ job: UnownedJob, original: EnqueueOriginal) {
@@ -121,6 +130,69 @@ final class VirtualTimeDriver: @unchecked Sendable {
     } else if wake {
       sem_post(wakeup)
     }
+  }
+
+  /// True on the driver's own thread.
+  var onDriverThread: Bool { asynctools_thread_marker_get() == marker }
+
+  /// Receives the jobs of every task that prefers this executor (the body, its structured and
+  /// immediate children) and of `Task.yield()` in them, from any thread.
+  func enqueue(_ job: consuming ExecutorJob) {
+    let unowned = UnownedJob(job)
+    let key = unsafeBitCast(unowned, to: UInt.self)
+    let (keep, wake) = state.withLock { state -> (Bool, Bool) in
+      guard !state.finished else { return (false, false) }
+      state.ready.append(key)
+      let wake = state.sleeping
+      state.sleeping = false
+      return (true, wake)
+    }
+    if !keep {
+      // The scope is over (a stray job of a task that preferred it): the runtime runs it.
+      globalConcurrentExecutor.enqueue(unowned)
+    } else if wake {
+      sem_post(wakeup)
+    }
+  }
+
+  /// Schedules `job` (the wake-up of a runtime sleep) `delay` of virtual time from now.
+  func schedule(_ job: UnownedJob, after delay: Duration) {
+    let key = unsafeBitCast(job, to: UInt.self)
+    let scheduled = clock.state.withLock { state -> Bool in
+      guard state.driver === self else { return false }
+      state.schedule(job: key, at: state.now + max(delay, .zero))
+      return true
+    }
+    if scheduled {
+      notify()
+    } else {
+      globalConcurrentExecutor.enqueue(job)
+    }
+  }
+
+  /// The virtual delay of a runtime sleep on a real clock (`ContinuousClock`, `SuspendingClock`)
+  /// whose deadline `measured` of real time from now was computed from a real `now` reading.
+  ///
+  /// The task read the real clock a moment ago (it runs on this thread, and `Clock.sleep(for:)`
+  /// reads `now` just before it sleeps), so the requested duration lies in
+  /// `measured ... measured + slack`, where `slack` is the real time since the current job started
+  /// (at most 1 ms). The delay is the roundest duration in that window (a multiple of the largest
+  /// power of ten from 1 s down to 1 µs), which recovers `Task.sleep(for: .seconds(3600))` as
+  /// exactly one hour.
+  func virtualDelay(measured: Duration) -> Duration {
+    if measured <= .zero { return .zero }
+    let slack = onDriverThread ? min(ContinuousClock.now - jobStarted, .milliseconds(1)) : .microseconds(50)
+    let (seconds, attoseconds) = measured.components
+    guard seconds < Int64.max / 1_000_000_000 - 1 else { return measured }
+    let nanos = seconds * 1_000_000_000 + (attoseconds + 999_999_999) / 1_000_000_000
+    let slackNanos = slack.components.seconds * 1_000_000_000 + slack.components.attoseconds / 1_000_000_000
+    var grain: Int64 = 1_000_000_000
+    while grain >= 1_000 {
+      let rounded = (nanos + grain - 1) / grain * grain
+      if rounded - nanos <= slackNanos { return .nanoseconds(rounded) }
+      grain /= 10
+    }
+    return .nanoseconds(nanos)
   }
 
   /// Wakes the driver if it is blocked waiting for foreign work (a sleeper registered from
@@ -170,7 +242,10 @@ final class VirtualTimeDriver: @unchecked Sendable {
     loop: while true {
       if batch.isEmpty { takeReadyJobs(into: &batch) }
       if let key = batch.popFirst() {
-        unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: genericExecutor)
+        jobStarted = ContinuousClock.now
+        // On this executor as a task executor: tasks that prefer it stay, and runtime sleeps and
+        // yields of the job reach `enqueue(_:at:…)` / `enqueue(_:)`.
+        unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: taskExecutor)
         continue
       }
       if state.withLock({ $0.bodyDone }) { break }
@@ -180,7 +255,12 @@ final class VirtualTimeDriver: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
         continue loop
       case .sleepers(let sleepers):
-        for sleeper in sleepers { sleeper.resume() }
+        for sleeper in sleepers {
+          switch sleeper {
+          case .continuation(let continuation): continuation.resume()
+          case .job(let job): state.withLock { $0.ready.append(job) }
+          }
+        }
         continue loop
       case nil:
         break
@@ -254,7 +334,13 @@ final class VirtualTimeDriver: @unchecked Sendable {
     }
     // Sleepers left behind are cancelled: they resume with CancellationError, outside the scope.
     let sleepers = clock.state.withLock { $0.detach() }
-    for sleeper in sleepers { sleeper.resume(throwing: CancellationError()) }
+    for sleeper in sleepers {
+      switch sleeper {
+      case .continuation(let continuation): continuation.resume(throwing: CancellationError())
+      // A runtime sleep left behind (usually of a cancelled `Task.sleep`): it ends in real time.
+      case .job(let job): globalConcurrentExecutor.enqueue(unsafeBitCast(job, to: UnownedJob.self))
+      }
+    }
     let onFinish = state.withLock { state in
       defer {
         state.onFinish = nil
@@ -270,3 +356,30 @@ final class VirtualTimeDriver: @unchecked Sendable {
     state.withLock { $0.bodyTask }?.cancel()
   }
 }
+
+#if compiler(>=6.3) && !canImport(Darwin)
+  // Where the runtime has scheduling executors (Swift 6.3 on Linux, an SPI), a task that prefers
+  // the driver sends its `Task.sleep` and `ContinuousClock`/`SuspendingClock` sleeps here: they
+  // become virtual timers.
+  extension VirtualTimeDriver: SchedulingExecutor {
+    func enqueue<C: Clock>(
+      _ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C
+    ) {
+      let unowned = UnownedJob(job)
+      schedule(unowned, after: (delay as? Duration) ?? .zero)
+    }
+
+    func enqueue<C: Clock>(
+      _ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C
+    ) {
+      let unowned = UnownedJob(job)
+      if let virtual = clock as? VirtualClock, let deadline = instant as? VirtualClock.Instant {
+        _ = virtual
+        schedule(unowned, after: deadline.offset - self.clock.now.offset)
+      } else {
+        let measured = (clock.now.duration(to: instant) as? Duration) ?? .zero
+        schedule(unowned, after: virtualDelay(measured: measured))
+      }
+    }
+  }
+#endif

@@ -137,11 +137,10 @@ package func runVirtualTimeScope<T: Sendable>(
   return try await withTaskCancellationHandler {
     let deadlocked: Bool = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
       driver.state.withLock { $0.onFinish = { deadlocked in continuation.resume(returning: deadlocked) } }
-      // The body's task must be captured from its very first enqueue, which happens right here on
-      // the caller's thread: mark this thread as the driver's for the duration of the creation.
-      let previous = asynctools_thread_marker_get()
-      asynctools_thread_marker_set(driver.marker)
-      let task = Task {
+      // The body prefers the driver as its task executor: its jobs, those of its structured and
+      // immediate children, their yields and (where the runtime supports it) their runtime sleeps
+      // all come to the driver directly.
+      let task = Task(executorPreference: driver) {
         let result: Result<T, any Error>
         do {
           result = .success(try await body(clock))
@@ -151,7 +150,6 @@ package func runVirtualTimeScope<T: Sendable>(
         outcome.value.withLock { $0 = result }
         driver.bodyFinished()
       }
-      asynctools_thread_marker_set(previous)
       driver.state.withLock { $0.bodyTask = task }
       driver.start()
     }
