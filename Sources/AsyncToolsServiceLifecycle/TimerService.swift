@@ -68,19 +68,19 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
   }
 }
 
-extension TimerService where C == ContinuousClock {
-  /// Describes a timer service on `ContinuousClock`; see
+extension TimerService where C == DefaultClock {
+  /// Describes a timer service on `DefaultClock`; see
   /// ``init(every:initialDelay:policy:schedule:clock:onError:_:)``.
   public init(
     every interval: Duration,
     initialDelay: Duration = .zero,
     policy: PeriodicTimer.DelayPolicy = .overlap,
     schedule: PeriodicTimer.Schedule = .fixedRate,
-    onError: (@Sendable (any Error, PeriodicTimer.Tick<ContinuousClock>) -> Void)? = nil,
-    _ tick: @escaping @Sendable (PeriodicTimer.Tick<ContinuousClock>) async throws -> Void
+    onError: (@Sendable (any Error, PeriodicTimer.Tick<DefaultClock>) -> Void)? = nil,
+    _ tick: @escaping @Sendable (PeriodicTimer.Tick<DefaultClock>) async throws -> Void
   ) throws(AsyncToolsError) {
     try self.init(
-      every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: ContinuousClock(),
+      every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: DefaultClock(),
       onError: onError, tick)
   }
 }

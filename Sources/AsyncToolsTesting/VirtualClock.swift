@@ -2,7 +2,7 @@ import AsyncTools
 import HeapModule
 import Synchronization
 
-/// A clock whose time moves only when you, or the ``withVirtualTime(advancing:autojumpThreshold:deadlockTimeout:_:)``
+/// A clock whose time moves only when you, or the ``withVirtualTime(startingAt:advancing:autojumpThreshold:deadlockTimeout:_:)``
 /// driver, move it.
 ///
 /// Hand a `VirtualClock` to any API that takes `some Clock<Duration>` and its sleeps take no real time:

@@ -90,8 +90,10 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   let automatic: Bool
   let autojumpThreshold: Duration
   let deadlockTimeout: Duration
-  /// When the job now running on the driver thread started (real time). Driver thread only.
-  var jobStarted = ContinuousClock.now
+  /// When virtual time last jumped (real time): a task that read a real clock and then scheduled
+  /// a sleep on this driver stayed runnable in between, so time did not jump in between either.
+  /// Driver thread only.
+  var epochStarted = ContinuousClock.now
 
   init(clock: VirtualClock, automatic: Bool, autojumpThreshold: Duration, deadlockTimeout: Duration) {
     self.clock = clock
@@ -173,15 +175,15 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   /// The virtual delay of a runtime sleep on a real clock (`ContinuousClock`, `SuspendingClock`)
   /// whose deadline `measured` of real time from now was computed from a real `now` reading.
   ///
-  /// The task read the real clock a moment ago (it runs on this thread, and `Clock.sleep(for:)`
-  /// reads `now` just before it sleeps), so the requested duration lies in
-  /// `measured ... measured + slack`, where `slack` is the real time since the current job started
-  /// (at most 1 ms). The delay is the roundest duration in that window (a multiple of the largest
-  /// power of ten from 1 s down to 1 µs), which recovers `Task.sleep(for: .seconds(3600))` as
-  /// exactly one hour.
+  /// `Clock.sleep(for:)` reads `now` just before it sleeps, and the task stays runnable until its
+  /// sleep reaches this driver, so virtual time did not jump in between: the requested duration
+  /// lies in `measured ... measured + slack`, where `slack` is the real time since the last jump
+  /// (1 ms off the driver thread). The delay is the roundest duration in that window (a multiple
+  /// of the largest power of ten from 1 s down to 1 µs), which recovers
+  /// `Task.sleep(for: .seconds(3600))` as exactly one hour.
   func virtualDelay(measured: Duration) -> Duration {
     if measured <= .zero { return .zero }
-    let slack = onDriverThread ? min(ContinuousClock.now - jobStarted, .milliseconds(1)) : .microseconds(50)
+    let slack = onDriverThread ? ContinuousClock.now - epochStarted : .milliseconds(1)
     let (seconds, attoseconds) = measured.components
     guard seconds < Int64.max / 1_000_000_000 - 1 else { return measured }
     let nanos = seconds * 1_000_000_000 + (attoseconds + 999_999_999) / 1_000_000_000
@@ -242,7 +244,6 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     loop: while true {
       if batch.isEmpty { takeReadyJobs(into: &batch) }
       if let key = batch.popFirst() {
-        jobStarted = ContinuousClock.now
         // On this executor as a task executor: tasks that prefer it stay, and runtime sleeps and
         // yields of the job reach `enqueue(_:at:…)` / `enqueue(_:)`.
         unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: taskExecutor)
@@ -255,6 +256,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
         continue loop
       case .sleepers(let sleepers):
+        epochStarted = ContinuousClock.now
         for sleeper in sleepers {
           switch sleeper {
           case .continuation(let continuation): continuation.resume()

@@ -3,7 +3,7 @@ import CAsyncToolsShims
 import DequeModule
 import Synchronization
 
-/// How time moves inside ``withVirtualTime(advancing:autojumpThreshold:deadlockTimeout:_:)``.
+/// How time moves inside ``withVirtualTime(startingAt:advancing:autojumpThreshold:deadlockTimeout:_:)``.
 public enum VirtualTimeAdvancing: Sendable, Hashable {
   /// The moment no job can run, time jumps to the earliest pending deadline (aiotools'
   /// `VirtualClock` and Trio's autojump semantics).
@@ -25,6 +25,9 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
     case hookUnavailable
     /// This Swift runtime does not export `swift_task_enqueueGlobal_hook`.
     case unsupportedRuntime
+    /// `withVirtualTime` was called inside another virtual-time scope (scopes do not nest: use the
+    /// outer scope's clock, or `DefaultClock()`, instead).
+    case nested
   }
 
   /// The kind of failure.
@@ -86,11 +89,20 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 /// - Returns: what `body` returns.
 /// - Throws: what `body` throws, ``VirtualTimeError``, or `AsyncToolsError` for bad arguments.
 public func withVirtualTime<T: Sendable>(
+  startingAt start: VirtualClock.Instant = VirtualClock.Instant(offset: .zero),
   advancing: VirtualTimeAdvancing = .automatic,
   autojumpThreshold: Duration = .zero,
   deadlockTimeout: Duration = .seconds(30),
   _ body: @escaping @Sendable (VirtualClock) async throws -> T
 ) async throws -> T {
+  // Checked before anything else, and never waiting on the scope lock: the outer scope holds it
+  // until its body (which is waiting here) returns.
+  if ScopedTime.source is VirtualTimeSource || asynctools_thread_marker_get() != nil {
+    throw VirtualTimeError(
+      code: .nested,
+      message: "withVirtualTime was called inside another withVirtualTime scope; scopes do not nest: "
+        + "use the outer scope's VirtualClock (or DefaultClock()) in the inner code instead")
+  }
   if autojumpThreshold < .zero {
     throw AsyncToolsError.invalidArgument("autojumpThreshold must not be negative, got \(autojumpThreshold)")
   }
@@ -103,17 +115,19 @@ public func withVirtualTime<T: Sendable>(
   await virtualTimeScopeLock.lock()
   defer { virtualTimeScopeLock.unlock() }
   return try await runVirtualTimeScope(
-    advancing: advancing, autojumpThreshold: autojumpThreshold, deadlockTimeout: deadlockTimeout, body)
+    startingAt: start, advancing: advancing, autojumpThreshold: autojumpThreshold,
+    deadlockTimeout: deadlockTimeout, body)
 }
 
 /// The scope itself, for a caller that already holds `virtualTimeScopeLock`.
 package func runVirtualTimeScope<T: Sendable>(
+  startingAt start: VirtualClock.Instant = VirtualClock.Instant(offset: .zero),
   advancing: VirtualTimeAdvancing,
   autojumpThreshold: Duration,
   deadlockTimeout: Duration,
   _ body: @escaping @Sendable (VirtualClock) async throws -> T
 ) async throws -> T {
-  let clock = VirtualClock()
+  let clock = VirtualClock(now: start)
   let driver = VirtualTimeDriver(
     clock: clock, automatic: advancing == .automatic,
     autojumpThreshold: autojumpThreshold, deadlockTimeout: deadlockTimeout)
@@ -140,10 +154,13 @@ package func runVirtualTimeScope<T: Sendable>(
       // The body prefers the driver as its task executor: its jobs, those of its structured and
       // immediate children, their yields and (where the runtime supports it) their runtime sleeps
       // all come to the driver directly.
+      let source = VirtualTimeSource(clock: clock, driver: driver)
       let task = Task(executorPreference: driver) {
         let result: Result<T, any Error>
         do {
-          result = .success(try await body(clock))
+          // Every `DefaultClock` created in the body (the default clock of every AsyncTools API)
+          // follows this scope's clock.
+          result = .success(try await ScopedTime.$source.withValue(source) { try await body(clock) })
         } catch {
           result = .failure(error)
         }

@@ -50,7 +50,7 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `maxSize` or `expireAfter` is zero or negative.
   public init(
     maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false,
-    clock: some Clock<Duration> = ContinuousClock()
+    clock: some Clock<Duration> = DefaultClock()
   ) throws(AsyncToolsError) {
     if let maxSize, maxSize <= 0 {
       throw .invalidArgument("maxSize must be positive or nil (unbounded), got \(maxSize)")

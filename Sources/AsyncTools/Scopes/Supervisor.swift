@@ -125,7 +125,7 @@ public struct Supervisor: ~Copyable {
 public func withSupervisor<Result>(
   intensity: RestartIntensity = .default,
   backoff: Backoff = .default,
-  clock: some Clock<Duration> = ContinuousClock(),
+  clock: some Clock<Duration> = DefaultClock(),
   random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
   isolation: isolated (any Actor)? = #isolation,
   errorHandler: @escaping @Sendable (any Error) -> Void = TaskScope.logChildFailure,

@@ -224,7 +224,7 @@ public func withTaskScope<Result>(
 /// - Throws: ``TimeoutError``, the body's error, or `CancellationError`.
 public func withTaskScope<Result: Sendable, C: Clock<Duration>>(
   timeout: Duration?,
-  clock: C = ContinuousClock(),
+  clock: C = DefaultClock(),
   errorHandler: @escaping @Sendable (any Error) -> Void = TaskScope.logChildFailure,
   _ body: sending @escaping (inout TaskScope) async throws -> Result
 ) async throws -> Result {
