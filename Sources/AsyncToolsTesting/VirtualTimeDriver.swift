@@ -53,6 +53,19 @@ func retireActiveDriver() {
   }
 }
 
+/// What a driver saw when it found its body stuck: nothing runnable, nothing due, nothing from
+/// outside for `deadlockTimeout`.
+struct DeadlockSnapshot: Sendable {
+  /// The virtual time.
+  var now: Duration
+  /// Tasks sleeping on the scope's `VirtualClock` (only possible in manual mode).
+  var sleepers: Int
+  /// Runtime sleeps (`Task.sleep`, `ContinuousClock`) scheduled on the driver.
+  var runtimeTimers: Int
+  /// Jobs of the scope that came back from other threads during the scope.
+  var foreignWakeups: Int
+}
+
 /// A single-threaded, deterministic executor for everything one `withVirtualTime` body starts.
 ///
 /// While it runs, every global enqueue in the process reaches ``enqueue(_:original:)``. It keeps
@@ -80,8 +93,12 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     var original: UInt = 0
     var bodyDone = false
     var bodyTask: Task<Void, Never>?
-    /// Called on the driver thread once the loop ended (the hook is uninstalled by then).
-    var onFinish: (@Sendable (_ deadlocked: Bool) -> Void)?
+    /// Called on the driver thread once the loop ended (the hook is uninstalled by then), with
+    /// what the driver saw when it found the body stuck, or nil.
+    var onFinish: (@Sendable (_ deadlock: DeadlockSnapshot?) -> Void)?
+    /// Jobs of the scope that arrived from other threads (wake-ups by Dispatch, signal handlers,
+    /// actors with their own executors, …).
+    var foreignWakeups = 0
   }
 
   let state = Locked(State())
@@ -122,6 +139,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     let (keep, wake) = state.withLock { state -> (Bool, Bool) in
       state.original = originalBits
       guard !state.finished, onOwnThread || state.ours.contains(key) else { return (false, false) }
+      if !onOwnThread { state.foreignWakeups += 1 }
       state.ready.append(key)
       let wake = state.sleeping
       state.sleeping = false
@@ -142,8 +160,10 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   func enqueue(_ job: consuming ExecutorJob) {
     let unowned = UnownedJob(job)
     let key = unsafeBitCast(unowned, to: UInt.self)
+    let foreign = !onDriverThread
     let (keep, wake) = state.withLock { state -> (Bool, Bool) in
       guard !state.finished else { return (false, false) }
+      if foreign { state.foreignWakeups += 1 }
       state.ready.append(key)
       let wake = state.sleeping
       state.sleeping = false
@@ -237,7 +257,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   private func run() {
     asynctools_thread_marker_set(marker)
     defer { asynctools_thread_marker_set(nil) }
-    var deadlocked = false
+    var deadlock: DeadlockSnapshot?
     // Jobs are taken from the shared queue a whole batch per lock, then run in order; jobs they
     // enqueue join the shared queue and form the next batch, so the order is first in, first out.
     var batch = Deque<UInt>()
@@ -268,16 +288,16 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
         break
       }
       if waitForWork(upTo: deadlockTimeout) { continue }
-      if deadlocked {
+      if deadlock != nil {
         // Cancelling did not free the body either: give up on it rather than hang.
         break
       }
       // Nothing runnable, nothing due, nothing from outside for `deadlockTimeout`: the body
       // waits for something that can never happen. Cancel it so it can unwind, then report.
-      deadlocked = true
+      deadlock = snapshot()
       cancelBody()
     }
-    finish(deadlocked: deadlocked)
+    finish(deadlock: deadlock)
   }
 
   /// Moves every ready job into `batch` (which is empty) and records them as this scope's.
@@ -317,7 +337,15 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     }
   }
 
-  private func finish(deadlocked: Bool) {
+  /// What the driver sees at a deadlock.
+  private func snapshot() -> DeadlockSnapshot {
+    let (now, sleepers, timers) = clock.state.withLock { ($0.now, $0.registeredCount, $0.jobCount) }
+    return DeadlockSnapshot(
+      now: now, sleepers: sleepers, runtimeTimers: timers,
+      foreignWakeups: state.withLock { $0.foreignWakeups })
+  }
+
+  private func finish(deadlock: DeadlockSnapshot?) {
     // Uninstall first, so that nothing below is captured again.
     let hook = unsafeBitCast(virtualTimeHook, to: UnsafeMutableRawPointer.self)
     _ = asynctools_enqueue_global_hook_cas(hook, nil, nil)
@@ -350,7 +378,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
       }
       return state.onFinish
     }
-    onFinish?(deadlocked)
+    onFinish?(deadlock)
   }
 
   /// Cancels the body's task (the caller was cancelled, or the scope deadlocked).

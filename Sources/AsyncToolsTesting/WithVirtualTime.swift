@@ -149,8 +149,9 @@ package func runVirtualTimeScope<T: Sendable>(
 
   let outcome = OutcomeBox<T>()
   return try await withTaskCancellationHandler {
-    let deadlocked: Bool = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-      driver.state.withLock { $0.onFinish = { deadlocked in continuation.resume(returning: deadlocked) } }
+    let deadlock: DeadlockSnapshot? = await withCheckedContinuation {
+      (continuation: CheckedContinuation<DeadlockSnapshot?, Never>) in
+      driver.state.withLock { $0.onFinish = { deadlock in continuation.resume(returning: deadlock) } }
       // The body prefers the driver as its task executor: its jobs, those of its structured and
       // immediate children, their yields and (where the runtime supports it) their runtime sleeps
       // all come to the driver directly.
@@ -170,13 +171,9 @@ package func runVirtualTimeScope<T: Sendable>(
       driver.state.withLock { $0.bodyTask = task }
       driver.start()
     }
-    if deadlocked {
+    if let deadlock {
       throw VirtualTimeError(
-        code: .deadlock,
-        message: advancing == .manual
-          ? "nothing could run and no advance(by:)/advance(to:) was pending for \(deadlockTimeout) "
-            + "(manual mode: the body waits for time that nobody advances)"
-          : "nothing could run, nothing was sleeping and nothing arrived from outside for \(deadlockTimeout)")
+        code: .deadlock, message: deadlockMessage(deadlock, manual: advancing == .manual, timeout: deadlockTimeout))
     }
     guard let result = outcome.value.withLock({ $0 }) else {
       throw VirtualTimeError(code: .deadlock, message: "the body did not finish")
@@ -225,4 +222,22 @@ package final class AsyncFIFOLock: Sendable {
     }
     next?.resume()
   }
+}
+
+/// The sentence a deadlock error carries: what the driver saw, and what usually causes it.
+func deadlockMessage(_ seen: DeadlockSnapshot, manual: Bool, timeout: Duration) -> String {
+  var message = "the body was stuck at virtual time +\(seen.now): for \(timeout) of real time no task of the scope "
+    + "could run and nothing arrived from outside. Seen: \(seen.sleepers) task(s) sleeping on the VirtualClock, "
+    + "\(seen.runtimeTimers) runtime sleep(s) scheduled in virtual time, \(seen.foreignWakeups) wake-up(s) from "
+    + "other threads during the scope. "
+  if manual && seen.sleepers > 0 {
+    message += "Manual mode: the sleepers wait for time that nobody advances (call advance(by:)/advance(to:)). "
+  } else {
+    message += "No virtual timer is pending, so the body waits for something outside virtual time: "
+      + "a task sleeping on a real clock that the scope cannot see (a top-level Task.immediate, a task with "
+      + "another executor preference, @MainActor code, an actor with its own executor), real I/O, Dispatch "
+      + "or a thread, or a continuation nobody resumes. A real wait longer than deadlockTimeout ends here: "
+      + "pass a larger deadlockTimeout, or let that code sleep on the scope's clock (DefaultClock())."
+  }
+  return message
 }
