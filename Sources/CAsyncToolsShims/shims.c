@@ -4,11 +4,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stddef.h>
+#include <unistd.h>
 
 #if defined(__linux__)
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -38,6 +40,70 @@ int asynctools_pidfd_send_signal(int pidfd, int sig) {
 
 int asynctools_set_parent_death_signal(int sig) {
   return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
+}
+
+int asynctools_set_process_name(const char *name) {
+  char truncated[16];
+  strncpy(truncated, name, 15);
+  truncated[15] = 0;
+  return prctl(PR_SET_NAME, (unsigned long)truncated, 0, 0, 0);
+}
+
+void asynctools_die_by_signal(int sig, int status) {
+  if (sig >= 1 && sig <= 64) {
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    kill(getpid(), sig);
+  }
+  _exit(status);
+}
+
+static int asynctools_death_signal = 0;
+static pid_t asynctools_expected_parent = 0;
+static char asynctools_startup_path[4096];
+static int asynctools_startup_path_known = 0;
+
+int asynctools_armed_parent_death_signal(pid_t *expected_parent) {
+  *expected_parent = asynctools_expected_parent;
+  return asynctools_death_signal;
+}
+
+const char *asynctools_startup_executable_path(void) {
+  return asynctools_startup_path_known ? asynctools_startup_path : NULL;
+}
+
+/// Runs when the program is loaded, before the Swift runtime and `main`: the earliest point a
+/// re-executed child can arm its parent-death signal (posix_spawn cannot run prctl between fork
+/// and exec). A parent that died before the prctl is caught by the getppid() check after it.
+/// Also remembers where the executable lives now, before anyone can replace the file.
+__attribute__((constructor)) static void asynctools_load_time_setup(void) {
+  ssize_t length = readlink("/proc/self/exe", asynctools_startup_path, sizeof(asynctools_startup_path) - 1);
+  if (length > 0) {
+    asynctools_startup_path[length] = 0;
+    asynctools_startup_path_known = 1;
+  }
+
+  const char *signal_text = getenv(ASYNCTOOLS_ENV_DEATH_SIGNAL);
+  const char *parent_text = getenv(ASYNCTOOLS_ENV_PARENT_PID);
+  if (signal_text == NULL || parent_text == NULL) return;
+  char *end = NULL;
+  long sig = strtol(signal_text, &end, 10);
+  int signal_ok = *signal_text != 0 && *end == 0 && sig >= 1 && sig <= 64;
+  long parent = strtol(parent_text, &end, 10);
+  int parent_ok = *parent_text != 0 && *end == 0 && parent > 0;
+  // Removed at once: a program this one starts before its own set-up runs must not take them for
+  // its own (it would compare its parent with ours, and kill itself).
+  unsetenv(ASYNCTOOLS_ENV_DEATH_SIGNAL);
+  unsetenv(ASYNCTOOLS_ENV_PARENT_PID);
+  if (!signal_ok || !parent_ok) return;
+  prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
+  asynctools_death_signal = (int)sig;
+  asynctools_expected_parent = (pid_t)parent;
+  // The parent may have died before the prctl: then the signal will never come, so deliver it now.
+  if (getppid() != (pid_t)parent) asynctools_die_by_signal((int)sig, 126);
 }
 
 int asynctools_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -146,6 +212,24 @@ int asynctools_set_parent_death_signal(int sig) {
   errno = ENOSYS;
   return -1;
 }
+
+int asynctools_set_process_name(const char *name) {
+  (void)name;
+  errno = ENOSYS;
+  return -1;
+}
+
+int asynctools_armed_parent_death_signal(pid_t *expected_parent) {
+  *expected_parent = 0;
+  return 0;
+}
+
+void asynctools_die_by_signal(int sig, int status) {
+  (void)sig;
+  _exit(status);
+}
+
+const char *asynctools_startup_executable_path(void) { return NULL; }
 #endif
 
 void **asynctools_enqueue_global_hook_address(void) {

@@ -22,6 +22,31 @@ int asynctools_pidfd_send_signal(int pidfd, int sig);
 /// prctl(PR_SET_PDEATHSIG, sig): deliver `sig` to this process when its parent thread dies.
 int asynctools_set_parent_death_signal(int sig);
 
+/// prctl(PR_SET_NAME, name): names the calling thread — on the main thread, the process's `comm`
+/// that `ps`, `top` and `ss` show (at most 15 bytes are kept).
+int asynctools_set_process_name(const char *_Nonnull name);
+
+// The environment a parent uses to hand a re-executed copy of itself its parent-death signal (see
+// AsyncToolsProcess' ReexecutionEnvironment, which owns every other variable). The names live here
+// because a constructor of this library reads them before any Swift code runs.
+#define ASYNCTOOLS_ENV_PARENT_PID "ASYNCTOOLS_PARENT_PID"
+#define ASYNCTOOLS_ENV_DEATH_SIGNAL "ASYNCTOOLS_DEATH_SIGNAL"
+
+/// The parent-death signal this process armed at load time, before `main` (0 if none was asked
+/// for), and the parent it expects in `*expected_parent`. At load time the constructor read and
+/// removed ASYNCTOOLS_ENV_PARENT_PID / ASYNCTOOLS_ENV_DEATH_SIGNAL, called prctl(PR_SET_PDEATHSIG)
+/// and then checked getppid(): a parent that died before the prctl made it raise the signal at once.
+int asynctools_armed_parent_death_signal(pid_t *_Nonnull expected_parent);
+
+/// Delivers `sig` to this process with its default action (unblocked, disposition reset) and, if it
+/// survives that, exits with `status` — what a parent-death signal would have done.
+void asynctools_die_by_signal(int sig, int status);
+
+/// The path of this program's executable as resolved at load time (`readlink /proc/self/exe`
+/// before `main`), or NULL if it could not be read. Re-executing it after the file was replaced
+/// runs the new build; `/proc/self/exe` would keep running the old one.
+const char *_Nullable asynctools_startup_executable_path(void);
+
 /// epoll_create1(EPOLL_CLOEXEC).
 int asynctools_epoll_create(void);
 
