@@ -50,6 +50,17 @@ package struct ReexecutedChild: Sendable {
     return ReexecutedChild(target: handshake.target, arguments: handshake.arguments, readyFD: handshake.readyFD)
   }
 
+  /// The signals that arrived between this program's load and now while they were blocked by the
+  /// parent's spawn (``ChildProcess/Options/blockedSignals``); each is reported once. Only for a
+  /// role: call it right after trapping those signals, and act on what it returns as on a trapped
+  /// signal. (Blocking alone cannot keep such a signal: Swift's async `main` parks the main thread
+  /// in libdispatch's `sigsuspend` with an empty mask, which takes a pending signal with its default
+  /// action; so the copy records them from load time on — see `asynctools_take_held_signals`.)
+  package static func takeHeldSignals() -> [Int32] {
+    let held = asynctools_take_held_signals()
+    return (1...64).filter { held & (1 << UInt64($0 - 1)) != 0 }
+  }
+
   /// Tells the parent this child is ready, and closes the readiness pipe. Call it once.
   package func reportReady() {
     write(ReexecutionEnvironment.readyByte)

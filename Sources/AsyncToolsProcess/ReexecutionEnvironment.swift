@@ -47,7 +47,7 @@ package struct ReexecutionEnvironment: Sendable, Hashable {
   // MARK: Names and bytes
 
   static let entryVariable = "ASYNCTOOLS_ENTRY"
-  static let roleVariable = "ASYNCTOOLS_ROLE"
+  static let roleVariable = ASYNCTOOLS_ENV_ROLE
   static let argumentsVariable = "ASYNCTOOLS_ARGS"
   static let readyFDVariable = "ASYNCTOOLS_READY_FD"
   static let parentPIDVariable = ASYNCTOOLS_ENV_PARENT_PID

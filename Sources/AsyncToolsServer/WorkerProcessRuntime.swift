@@ -119,6 +119,11 @@ struct WorkerProcessRuntime: Sendable {
     // Trap before the body runs and only then let the pending signals in (they were blocked by the
     // spawn): a stop during start-up interrupts it.
     let signals = await UnixSignalsSequence(trapping: configuration.stopSignals)
+    // A stop that arrived before the trap was held since load time (the spawn blocked it): act on
+    // it now, so the start-up is interrupted and the tear-down runs.
+    for raw in ReexecutedChild.takeHeldSignals() {
+      if let signal = configuration.stopSignals.first(where: { $0.rawValue == raw }) { core.requestStop(signal) }
+    }
     let forwarder = Task {
       for await signal in signals { core.requestStop(signal) }
     }

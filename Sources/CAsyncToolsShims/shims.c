@@ -61,6 +61,29 @@ void asynctools_die_by_signal(int sig, int status) {
   _exit(status);
 }
 
+static uint64_t asynctools_held_signals = 0;
+
+static void asynctools_hold_signal(int sig) {
+  if (sig >= 1 && sig <= 64) __atomic_fetch_or(&asynctools_held_signals, (uint64_t)1 << (sig - 1), __ATOMIC_SEQ_CST);
+}
+
+uint64_t asynctools_take_held_signals(void) { return __atomic_exchange_n(&asynctools_held_signals, 0, __ATOMIC_SEQ_CST); }
+
+/// In a copy re-executed for a role: records (instead of acting on) every signal blocked at load time.
+static void asynctools_hold_blocked_signals(void) {
+  if (getenv(ASYNCTOOLS_ENV_ROLE) == NULL) return;
+  sigset_t blocked;
+  if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;
+  struct sigaction action;
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = asynctools_hold_signal;
+  action.sa_flags = SA_RESTART;
+  sigfillset(&action.sa_mask);
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig != SIGKILL && sig != SIGSTOP && sigismember(&blocked, sig) == 1) sigaction(sig, &action, NULL);
+  }
+}
+
 static int asynctools_death_signal = 0;
 static pid_t asynctools_expected_parent = 0;
 static char asynctools_startup_path[4096];
@@ -85,6 +108,7 @@ __attribute__((constructor)) static void asynctools_load_time_setup(void) {
     asynctools_startup_path[length] = 0;
     asynctools_startup_path_known = 1;
   }
+  asynctools_hold_blocked_signals();
 
   const char *signal_text = getenv(ASYNCTOOLS_ENV_DEATH_SIGNAL);
   const char *parent_text = getenv(ASYNCTOOLS_ENV_PARENT_PID);
@@ -230,6 +254,8 @@ void asynctools_die_by_signal(int sig, int status) {
 }
 
 const char *asynctools_startup_executable_path(void) { return NULL; }
+
+uint64_t asynctools_take_held_signals(void) { return 0; }
 #endif
 
 void **asynctools_enqueue_global_hook_address(void) {
