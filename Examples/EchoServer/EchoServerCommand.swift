@@ -12,28 +12,33 @@ struct EchoServerCommand: ParsableCommand {
     commandName: "echo-server",
     abstract: "A TCP echo server with prefork (or threaded) workers.",
     discussion: """
-      The main process binds one listening socket and shares it with every worker; each worker \
-      accepts from it and echoes every byte back. Workers are processes (shown in `ps` as \
-      "echo-server: worker N"), or tasks of one process with --threads.
+      The main process binds one listening socket and shares it with every \
+      worker; each worker accepts from it and echoes every byte back. Workers \
+      are processes, shown in `ps` as "echo-server: worker N" (or tasks of one \
+      process with --threads).
 
       SIGNALS (to the main process):
-        INT, TERM   stop: workers stop accepting, finish their connections and end; a worker still
-                    running after --wait-timeout is killed. A second INT or TERM forces the stop
-                    at once.
-        HUP         rolling restart: one worker at a time, a fresh worker (from the executable
-                    the server was started from, so a rebuilt binary is picked up) replaces an
-                    old one once it is ready. No connection is refused meanwhile.
+        INT, TERM  stop: the workers stop accepting, finish their connections
+                   and end; one still running after --wait-timeout is killed.
+                   A second INT or TERM forces the stop at once.
+        HUP        rolling restart: one worker at a time, a fresh worker
+                   replaces an old one once it is ready; no connection is
+                   refused. Workers run the executable the server was started
+                   from, so a rebuilt binary is picked up.
 
       WHEN A WORKER DIES OR FAILS (--on-worker-failure):
-        stop        stop the whole server (default); exit status 1.
-        ignore      log it and keep the other workers; the server ends when all have ended.
-        restart     start a fresh worker in its place, at most --max-restarts times within
-                    --restart-window seconds; one more failure stops the server.
+        stop       stop the whole server (default).
+        ignore     log it and keep the others; the server ends when all have.
+        restart    start a fresh worker in its place, at most --max-restarts
+                   times within --restart-window seconds; one more failure
+                   stops the server.
 
       EXIT STATUS:
-        0   stopped by a signal (or every worker completed)
-        1   a worker failed and the server stopped, or the server could not start
-        2   stopped, but a worker had to be killed (wait timeout or a second signal)
+        0   stopped by a signal, or every worker completed
+        1   a worker failed and the server stopped, or the server could not
+            start (the address is in use, for example)
+        2   stopped, but a worker had to be killed (--wait-timeout or a
+            second signal)
         64  a bad flag
       """)
 

@@ -1,3 +1,4 @@
+import CAsyncToolsShims
 import Synchronization
 
 #if canImport(Glibc)
@@ -131,6 +132,7 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
     #endif
     let status = pthread_create(&thread, nil, { pointer in
       let body = Unmanaged<Body>.fromOpaque(pointer!).takeRetainedValue()
+      _ = asynctools_set_thread_name("server-accept")  // what `top -H` and debuggers show
       body.run()
       return nil
     }, context)

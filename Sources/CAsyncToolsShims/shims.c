@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <unistd.h>
 
@@ -46,7 +48,19 @@ int asynctools_set_process_name(const char *name) {
   char truncated[16];
   strncpy(truncated, name, 15);
   truncated[15] = 0;
-  return prctl(PR_SET_NAME, (unsigned long)truncated, 0, 0, 0);
+  if (gettid() == getpid()) return prctl(PR_SET_NAME, (unsigned long)truncated, 0, 0, 0);
+  // Another thread (Swift code rarely runs on the main thread, which libdispatch parks in
+  // sigsuspend): a thread may set the name of any thread of its process through /proc.
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)getpid());
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t length = strlen(truncated);
+  ssize_t written = write(fd, truncated, length);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return written == (ssize_t)length ? 0 : -1;
 }
 
 void asynctools_die_by_signal(int sig, int status) {

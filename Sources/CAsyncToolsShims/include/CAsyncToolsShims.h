@@ -22,8 +22,8 @@ int asynctools_pidfd_send_signal(int pidfd, int sig);
 /// prctl(PR_SET_PDEATHSIG, sig): deliver `sig` to this process when its parent thread dies.
 int asynctools_set_parent_death_signal(int sig);
 
-/// prctl(PR_SET_NAME, name): names the calling thread — on the main thread, the process's `comm`
-/// that `ps`, `top` and `ss` show (at most 15 bytes are kept).
+/// Names this process: the main thread's `comm`, which `ps`, `top` and `ss` show (at most 15 bytes
+/// are kept) — prctl(PR_SET_NAME) on the main thread, /proc/self/task/<pid>/comm from another one.
 int asynctools_set_process_name(const char *_Nonnull name);
 
 // The environment a parent uses to hand a re-executed copy of itself its parent-death signal (see
