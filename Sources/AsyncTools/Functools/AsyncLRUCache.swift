@@ -68,14 +68,9 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `maxSize`, `expireAfter` or `refreshAfter` is zero or
   ///   negative, or `refreshAfter` is not shorter than `expireAfter`.
   public init(
-<<<<<<< HEAD
     maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false, refreshAfter: Duration? = nil,
-    clock: some Clock<Duration> = ContinuousClock(),
+    clock: some Clock<Duration> = DefaultClock(),
     onEviction: (@Sendable (_ key: Key, _ value: Value, _ reason: CacheEvictionReason) -> Void)? = nil
-=======
-    maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false,
-    clock: some Clock<Duration> = DefaultClock()
->>>>>>> vt
   ) throws(AsyncToolsError) {
     if let maxSize, maxSize <= 0 {
       throw .invalidArgument("maxSize must be positive or nil (unbounded), got \(maxSize)")
