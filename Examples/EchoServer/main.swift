@@ -7,7 +7,8 @@
 // from it and serves its connections on its own NIO event loop. The echo path is plain NIO (a
 // ChannelInboundHandler): nothing of AsyncTools sits between a connection and the handler.
 // Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP replaces the workers one at a time without
-// refusing a connection.
+// refusing a connection. `echo-server --help` lists the flags, signals, exit statuses and the
+// worker-failure policy (EchoServerCommand.swift).
 import ArgumentParser
 import AsyncTools
 import AsyncToolsServer
@@ -19,17 +20,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-struct EchoServerCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "echo-server", abstract: "A TCP echo server with prefork (or threaded) workers.")
-
-  @Option(help: "The address to listen on.") var host = "127.0.0.1"
-  @Option(help: "The port to listen on (0: any free port).") var port = 8888
-  @Option(help: "How many workers.") var workers = 2
-  @Flag(help: "Run workers as tasks in one process instead of worker processes.") var threads = false
-  @Option(help: "Seconds the workers get to stop before they are killed.") var waitTimeout: Double = 10
-}
 
 /// Echoes every byte back: the NIO example handler, the whole hot path. It tells the worker's
 /// connection drain when a request (bytes read) is in flight and when its reply is written, so a
@@ -87,12 +77,12 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
 }
 
 let options = EchoServerCommand.parseOrExit()
-var configuration = ServerConfiguration(
-  mode: options.threads ? .threads : .processes, numWorkers: options.workers,
-  listen: .init(host: options.host, port: options.port))
-configuration.waitTimeout = .milliseconds(Int(options.waitTimeout * 1000))
-// Requests in flight when a stop begins get this long to be answered; then their connections close.
-configuration.gracefulShutdownTimeout = .seconds(5)
+let configuration: ServerConfiguration
+do {
+  configuration = try options.serverConfiguration()
+} catch {
+  EchoServerCommand.exit(withError: error)
+}
 
 do {
   let result = try await startServer(configuration: configuration, worker: echoWorker) { server in

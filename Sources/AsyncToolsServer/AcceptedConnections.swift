@@ -129,7 +129,7 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
     #endif
     let status = pthread_create(&thread, nil, { pointer in
       let body = Unmanaged<Body>.fromOpaque(pointer!).takeRetainedValue()
-      _ = asynctools_set_thread_name("server-accept")
+      _ = asynctools_set_thread_name("server-accept")  // what `top -H` and debuggers show
       body.run()
       return nil
     }, context)
