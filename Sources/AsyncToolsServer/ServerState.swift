@@ -287,7 +287,8 @@ struct ServerState {
       return
     }
     if rolling?.fresh == slot {
-      actions.append(.log(.error, "rolling restart aborted: the fresh worker \(slots[slot].index) ended before it was ready"))
+      let index = slots[slot].index
+      actions.append(.log(.error, "rolling restart aborted: the fresh worker \(index) ended before it was ready"))
       endRolling()
     }
     rolling?.pending.removeAll { $0 == slot }
@@ -343,7 +344,8 @@ struct ServerState {
     case .killGrace:
       for slot in live where slots[slot].killed {
         actions.append(
-          .log(.error, "worker \(slots[slot].index) ignores its cancellation: abandoned (the process must exit to end it)"))
+          .log(
+            .error, "worker \(slots[slot].index) ignores its cancellation: abandoned (the process must exit to end it)"))
         actions.append(.abandon(slot: slot))
       }
     }

@@ -17,10 +17,14 @@ struct ServerDrainTests {
   /// readiness in the log; returns the port.
   private func start(_ server: LaunchedProcess, workers: Int) async throws -> Int {
     let line = await server.waitForLine { $0.hasPrefix("listening ") || $0.hasPrefix("echo-server listening on") }
-    let text = line.hasPrefix("listening ") ? line.split(separator: " ")[1] : line.split(separator: ":").last!.split(separator: " ")[0]
+    let text =
+      line.hasPrefix("listening ")
+      ? line.split(separator: " ")[1] : line.split(separator: ":").last!.split(separator: " ")[0]
     let port = try #require(Int(text), "no port in \(line)")
     await server.output.wait { events in
-      (0..<workers).allSatisfy { index in events.contains { $0.hasPrefix("err: ") && $0.hasSuffix("worker \(index) is ready") } }
+      (0..<workers).allSatisfy { index in
+        events.contains { $0.hasPrefix("err: ") && $0.hasSuffix("worker \(index) is ready") }
+      }
         || events.contains { $0.hasPrefix("exit: ") }
     }
     return port
@@ -87,7 +91,8 @@ struct ServerDrainTests {
     // A request in flight keeps the server stopping for a second: meanwhile the port must refuse
     // connections, not queue them in a backlog nobody accepts from.
     let server = try LaunchedProcess(
-      "AsyncToolsTestChild", ["serve", "--reply-delay-ms", "1000", "--graceful-timeout-ms", "5000"] + modeArguments(mode))
+      "AsyncToolsTestChild",
+      ["serve", "--reply-delay-ms", "1000", "--graceful-timeout-ms", "5000"] + modeArguments(mode))
     defer { server.killIfRunning() }
     try await withWatchdog {
       let port = try await start(server, workers: 1)
@@ -127,8 +132,11 @@ struct ServerDrainTests {
     defer { server.killIfRunning() }
     try await withWatchdog {
       let port = try await start(server, workers: 2)
-      await server.output.wait { events in events.filter { $0.hasPrefix("out: worker ") && $0.contains(" pid ") }.count == 2 }
-      let victim = try #require(server.stdoutLines.first { $0.hasPrefix("worker 0 pid ") }.flatMap { pid_t($0.split(separator: " ")[3]) })
+      await server.output.wait { events in
+        events.filter { $0.hasPrefix("out: worker ") && $0.contains(" pid ") }.count == 2
+      }
+      let line = try #require(server.stdoutLines.first { $0.hasPrefix("worker 0 pid ") })
+      let victim = try #require(pid_t(line.split(separator: " ")[3]))
       let busy = await onThread { (0..<4).map { _ in connectLoopback(port: port) } }
       let sockets = ClientSockets(busy)
       defer { sockets.closeAll() }
@@ -206,7 +214,9 @@ struct ServerDrainTests {
       let clock = ContinuousClock()
       let begun = clock.now
       server.signal(SIGHUP)
-      await server.output.wait { $0.contains { $0.hasSuffix("rolling restart done") } || $0.contains { $0.hasPrefix("exit: ") } }
+      await server.output.wait {
+        $0.contains { $0.hasSuffix("rolling restart done") } || $0.contains { $0.hasPrefix("exit: ") }
+      }
       let elapsed = begun.duration(to: clock.now)
       // Two workers, each within the demo's gracefulShutdownTimeout (5 s); in fact each old worker
       // closes its idle clients after the drain's 100 ms grace.
@@ -234,7 +244,9 @@ struct ServerDrainTests {
       let sockets = ClientSockets(clients)
       defer { sockets.closeAll() }
       #expect(clients.allSatisfy { $0 >= 0 })
-      await server.output.wait { $0.contains { $0.contains("cannot accept connections") } || $0.contains { $0.hasPrefix("exit: ") } }
+      await server.output.wait {
+        $0.contains { $0.contains("cannot accept connections") } || $0.contains { $0.hasPrefix("exit: ") }
+      }
       // Saturated: measure the worker's CPU over one second (a measurement, not a wait).
       let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))
       let start = try #require(cpuTicks(worker))

@@ -93,7 +93,8 @@ struct ServerStateTests {
     var state = state()
     running(&state)
     _ = state.handle(.signal(.sigint), now: .zero)
-    #expect(effects(state.handle(.signal(.sigint), now: .zero)).filter { if case .kill = $0 { true } else { false } }.count == 2)
+    let kills = effects(state.handle(.signal(.sigint), now: .zero)).filter { if case .kill = $0 { true } else { false } }
+    #expect(kills.count == 2)
     #expect(effects(state.handle(.signal(.sigterm), now: .zero)) == [], "already killed")
   }
 
@@ -195,7 +196,8 @@ struct ServerStateTests {
     let second = state.handle(.signal(.sighup), now: .zero)
     #expect(effects(second) == [])
     #expect(logs(second) == ["SIGHUP during a rolling restart: queued, another restart follows this one"])
-    #expect(logs(state.handle(.signal(.sighup), now: .zero)) == ["SIGHUP during a rolling restart: a restart is already queued"])
+    #expect(
+      logs(state.handle(.signal(.sighup), now: .zero)) == ["SIGHUP during a rolling restart: a restart is already queued"])
     _ = state.handle(.launched(slot: 1), now: .zero)
     _ = state.handle(.ready(slot: 1), now: .zero)
     // The first restart ends: the queued one starts, replacing the fresh worker.
