@@ -174,9 +174,10 @@ struct ServerDrainTests {
       let status = await server.exitCode()
       let elapsed = begun.duration(to: clock.now)
       #expect(status == 2, "\(server.stderrText)")
-      // waitTimeout 500 ms + the 50 ms kill grace (measured alone: 560 ms from kill(2) to the exit);
-      // the bound leaves room for a busy CI machine. Before, the process never ended.
-      #expect(elapsed < .milliseconds(1000), "ended \(elapsed) after the signal")
+      // waitTimeout 500 ms + the 50 ms kill grace (measured alone: 555-560 ms from kill(2) to the
+      // exit; 560-690 ms while a sanitizer build loads both cores); the bound leaves room for a
+      // busy CI machine running the suite in parallel. Before, the process never ended.
+      #expect(elapsed < .milliseconds(2000), "ended \(elapsed) after the signal")
       #expect(server.stdoutLines.last == "server exit 2 stopped by SIGTERM, killing workers that did not stop in time")
       #expect(server.stderrText.contains("worker 0 ignores its cancellation: abandoned"))
     }
@@ -197,7 +198,7 @@ struct ServerDrainTests {
       #expect(status == 2, "\(server.stderrText)")
       // The kill grace is 50 ms (measured alone: 57 ms from the signal to the exit); the bound
       // leaves room for a machine busy with parallel tests. Before: it never ended.
-      #expect(elapsed < .milliseconds(1000), "ended \(elapsed) after the second signal")
+      #expect(elapsed < .milliseconds(2000), "ended \(elapsed) after the second signal")
     }
   }
 
