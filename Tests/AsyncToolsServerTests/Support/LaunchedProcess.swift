@@ -67,7 +67,9 @@ final class LaunchedProcess: Sendable {
     // test. The children still print their reports (to the output these tests capture); only the
     // test process's own reports fail the run.
     var environment = ChildEnvironment.current.filter { !$0.hasPrefix("TSAN_OPTIONS=") }
-    environment.append("TSAN_OPTIONS=halt_on_error=0:exitcode=0")
+    // atexit_sleep_ms=0: TSan otherwise sleeps a second at exit while other threads run (an abandoned
+    // thread worker), which the stop-timing tests would measure.
+    environment.append("TSAN_OPTIONS=halt_on_error=0:exitcode=0:atexit_sleep_ms=0")
     let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
     defer { for pointer in envp { free(pointer) } }
     let status = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
