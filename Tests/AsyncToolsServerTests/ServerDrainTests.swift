@@ -171,8 +171,11 @@ struct ServerDrainTests {
       let clock = ContinuousClock()
       let begun = clock.now
       server.signal(SIGTERM)
-      let status = await server.exitCode()
+      // Up to the line printed just before exit(3): a sanitizer's exit hooks (LeakSanitizer's
+      // scan, about 2 s in an ASan build) are not the server's.
+      await server.waitForLine { $0.hasPrefix("server exit") }
       let elapsed = begun.duration(to: clock.now)
+      let status = await server.exitCode()
       #expect(status == 2, "\(server.stderrText)")
       // waitTimeout 500 ms + the 50 ms kill grace (measured alone: 555-560 ms from kill(2) to the
       // exit; 560-690 ms while a sanitizer build loads both cores); the bound leaves room for a
@@ -193,8 +196,9 @@ struct ServerDrainTests {
       let clock = ContinuousClock()
       let begun = clock.now
       server.signal(SIGINT)
-      let status = await server.exitCode()
+      await server.waitForLine { $0.hasPrefix("server exit") }  // as above: not the sanitizers' exit hooks
       let elapsed = begun.duration(to: clock.now)
+      let status = await server.exitCode()
       #expect(status == 2, "\(server.stderrText)")
       // The kill grace is 50 ms (measured alone: 57 ms from the signal to the exit); the bound
       // leaves room for a machine busy with parallel tests. Before: it never ended.
