@@ -101,8 +101,8 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
   }
 }
 
-extension SupervisorService where C == ContinuousClock {
-  /// Describes a supervisor service on `ContinuousClock`; see
+extension SupervisorService where C == DefaultClock {
+  /// Describes a supervisor service on `DefaultClock` (virtual inside `withVirtualTime`); see
   /// ``init(intensity:backoff:clock:random:errorHandler:onRestart:children:)``.
   public init(
     intensity: RestartIntensity = .default,
@@ -113,7 +113,7 @@ extension SupervisorService where C == ContinuousClock {
     children: @escaping @Sendable (inout Supervisor) async throws -> Void
   ) throws(AsyncToolsError) {
     try self.init(
-      intensity: intensity, backoff: backoff, clock: ContinuousClock(), random: random, errorHandler: errorHandler,
+      intensity: intensity, backoff: backoff, clock: DefaultClock(), random: random, errorHandler: errorHandler,
       onRestart: onRestart, children: children)
   }
 }

@@ -175,20 +175,20 @@ private final class RunningTicks: Sendable {
   }
 }
 
-extension TimerService where C == ContinuousClock {
-  /// Describes a timer service on `ContinuousClock`; see
+extension TimerService where C == DefaultClock {
+  /// Describes a timer service on `DefaultClock`; see
   /// ``init(every:initialDelay:policy:schedule:clock:onError:onGracefulShutdown:_:)``.
   public init(
     every interval: Duration,
     initialDelay: Duration = .zero,
     policy: PeriodicTimer.DelayPolicy = .overlap,
     schedule: PeriodicTimer.Schedule = .fixedRate,
-    onError: (@Sendable (any Error, PeriodicTimer.Tick<ContinuousClock>) -> Void)? = nil,
+    onError: (@Sendable (any Error, PeriodicTimer.Tick<DefaultClock>) -> Void)? = nil,
     onGracefulShutdown: ShutdownBehavior = .cancelRunningTick,
-    _ tick: @escaping @Sendable (PeriodicTimer.Tick<ContinuousClock>) async throws -> Void
+    _ tick: @escaping @Sendable (PeriodicTimer.Tick<DefaultClock>) async throws -> Void
   ) throws(AsyncToolsError) {
     try self.init(
-      every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: ContinuousClock(),
+      every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: DefaultClock(),
       onError: onError, onGracefulShutdown: onGracefulShutdown, tick)
   }
 }

@@ -69,7 +69,7 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   ///   negative, or `refreshAfter` is not shorter than `expireAfter`.
   public init(
     maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false, refreshAfter: Duration? = nil,
-    clock: some Clock<Duration> = ContinuousClock(),
+    clock: some Clock<Duration> = DefaultClock(),
     onEviction: (@Sendable (_ key: Key, _ value: Value, _ reason: CacheEvictionReason) -> Void)? = nil
   ) throws(AsyncToolsError) {
     if let maxSize, maxSize <= 0 {

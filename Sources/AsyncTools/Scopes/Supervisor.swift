@@ -193,7 +193,7 @@ private let supervisorLogger = Logger(label: "AsyncTools.Supervisor")
 public func withSupervisor<Result>(
   intensity: RestartIntensity = .default,
   backoff: Backoff = .default,
-  clock: some Clock<Duration> = ContinuousClock(),
+  clock: some Clock<Duration> = DefaultClock(),
   random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
   isolation: isolated (any Actor)? = #isolation,
   errorHandler: @escaping Supervisor.ErrorHandler = Supervisor.logChildFailure,
@@ -211,7 +211,7 @@ public func withSupervisor<Result>(
 public func withSupervisor<Result>(
   intensity: RestartIntensity = .default,
   backoff: Backoff = .default,
-  clock: some Clock<Duration> = ContinuousClock(),
+  clock: some Clock<Duration> = DefaultClock(),
   random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
   isolation: isolated (any Actor)? = #isolation,
   errorHandler: @escaping @Sendable (any Error) -> Void,

@@ -6,8 +6,8 @@ import Synchronization
 /// so ``RestartPolicy/never`` children cost nothing extra.
 final class SupervisorCore: Sendable {
   struct State {
-    /// When recent restarts happened, as offsets from the supervisor's start; oldest first.
-    var restarts: Deque<Duration> = []
+    /// When recent restarts happened, as offsets from the supervisor's start.
+    var window: RestartWindow
     var gaveUp: SupervisorError?
   }
 
@@ -20,7 +20,7 @@ final class SupervisorCore: Sendable {
   private let elapsed: @Sendable () -> Duration
   private let sleep: @Sendable (Duration) async throws -> Void
   private let random: Locked<any RandomNumberGenerator & Sendable>
-  private let state = Locked(State())
+  private let state: Locked<State>
   private let unnamedChildren = Atomic<Int>(0)
 
   init<C: Clock<Duration>>(
@@ -37,6 +37,7 @@ final class SupervisorCore: Sendable {
     self.elapsed = { start.duration(to: clock.now) }
     self.sleep = { delay in try await clock.sleep(until: clock.now.advanced(by: delay), tolerance: nil) }
     self.random = Locked(random)
+    self.state = Locked(State(window: RestartWindow(maxRestarts: intensity.maxRestarts, period: intensity.period)))
   }
 
   /// The first reason the supervisor gave up, if it did.
@@ -103,17 +104,12 @@ final class SupervisorCore: Sendable {
     let intensity = self.intensity
     let (error, first) = state.withLock { state -> (SupervisorError?, Bool) in
       if let gaveUp = state.gaveUp { return (gaveUp, false) }
-      // Forget restarts that left the window (older than `period` ago).
-      while let oldest = state.restarts.first, now - oldest >= intensity.period { state.restarts.removeFirst() }
-      if state.restarts.count >= intensity.maxRestarts {
-        let error = SupervisorError(
-          code: .restartIntensityExceeded, child: child, restarts: state.restarts.count + 1,
-          period: intensity.period, lastFailure: lastFailure)
-        state.gaveUp = error
-        return (error, true)
-      }
-      state.restarts.append(now)
-      return (nil, false)
+      if state.window.admit(at: now) { return (nil, false) }
+      let error = SupervisorError(
+        code: .restartIntensityExceeded, child: child, restarts: state.window.restarts.count + 1,
+        period: intensity.period, lastFailure: lastFailure)
+      state.gaveUp = error
+      return (error, true)
     }
     if let error {
       if first { onGiveUp?(error) }

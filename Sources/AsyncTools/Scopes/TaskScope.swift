@@ -239,7 +239,7 @@ public func withTaskScope<Result>(
 @discardableResult
 public func withTaskScope<Result: Sendable, C: Clock<Duration>>(
   timeout: Duration?,
-  clock: C = ContinuousClock(),
+  clock: C = DefaultClock(),
   errorHandler: @escaping @Sendable (any Error) -> Void = TaskScope.logChildFailure,
   _ body: sending @escaping (inout TaskScope) async throws -> Result
 ) async throws -> Result {
