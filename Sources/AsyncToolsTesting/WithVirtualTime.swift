@@ -88,6 +88,7 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 ///   - body: the program to run; it receives the scope's clock.
 /// - Returns: what `body` returns.
 /// - Throws: what `body` throws, ``VirtualTimeError``, or `AsyncToolsError` for bad arguments.
+@discardableResult
 public func withVirtualTime<T: Sendable>(
   startingAt start: VirtualClock.Instant = VirtualClock.Instant(offset: .zero),
   advancing: VirtualTimeAdvancing = .automatic,
