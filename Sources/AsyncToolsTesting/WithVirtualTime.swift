@@ -80,6 +80,7 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 /// Cancelling the calling task cancels the body.
 ///
 /// - Parameters:
+///   - start: the instant the scope's clock reads when the body starts; zero by default.
 ///   - advancing: ``VirtualTimeAdvancing/automatic`` (default) or ``VirtualTimeAdvancing/manual``.
 ///   - autojumpThreshold: real time to wait for outside work before each jump (Trio's
 ///     `autojump_threshold`); zero by default. Must not be negative.
