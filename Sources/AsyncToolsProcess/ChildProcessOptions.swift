@@ -68,8 +68,7 @@ extension ChildProcess {
       self.closeOtherDescriptors = closeOtherDescriptors
       self.parentDeathSignal = parentDeathSignal
       self.usePidfd = usePidfd
-      self.blockedSignals = blockedSignals
-      self.readinessTimeout = readinessTimeout
+      (self.blockedSignals, self.readinessTimeout) = (blockedSignals, readinessTimeout)
     }
 
     func validate() throws(AsyncToolsError) {
