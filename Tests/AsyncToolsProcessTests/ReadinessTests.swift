@@ -64,8 +64,8 @@ import Testing
     #expect(ChildProcess.Options.defaultReadinessTimeout == .seconds(30))
   }
 
-  @Test(arguments: [Duration.zero, .milliseconds(-1)])
-  func aNonPositiveTimeoutIsAnInvalidArgument(timeout: Duration) async {
+  @Test(arguments: [Duration.zero, .milliseconds(-1), .seconds(Int64.max)])
+  func aTimeoutOutOfRangeIsAnInvalidArgument(timeout: Duration) async {
     let error = await #expect(throws: AsyncToolsError.self) {
       _ = try await startTestChild("exit", ["0"], options: .init(readinessTimeout: timeout))
     }
