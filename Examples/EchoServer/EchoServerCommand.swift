@@ -93,6 +93,8 @@ struct EchoServerCommand: ParsableCommand {
     var configuration = ServerConfiguration(
       mode: threads ? .threads : .processes, numWorkers: workers, listen: .init(host: host, port: port))
     configuration.waitTimeout = try Self.duration(waitTimeout, flag: "--wait-timeout")
+    // Requests in flight when a stop begins get this long to be answered; then their connections close.
+    configuration.gracefulShutdownTimeout = .seconds(5)
     switch onWorkerFailure {
     case .stop: configuration.onWorkerFailure = .stopServer
     case .ignore: configuration.onWorkerFailure = .ignore

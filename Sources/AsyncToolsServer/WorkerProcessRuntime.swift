@@ -129,12 +129,12 @@ struct WorkerProcessRuntime: Sendable {
     }
     let context = WorkerContext(
       processIndex: processIndex, arguments: launch.arguments, listeningSocket: launch.listenFD,
-      listeningPort: launch.listenPort, mode: .processes, core: core)
+      listeningPort: launch.listenPort, mode: .processes, core: core, logger: logger)
     let index = processIndex
     let status = Locked(ExitStatus.clean)
     let task = Task {
       do {
-        try await WorkerContext.$current.withValue(context) { try await body(context) }
+        try await WorkerContext.$currentInTask.withValue(context) { try await body(context) }
       } catch {
         switch ThreadWorkerLauncher.classify(error, index: index, core: core) {
         case .clean: break
