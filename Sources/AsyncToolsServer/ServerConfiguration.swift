@@ -138,18 +138,20 @@ public struct ServerConfiguration: Sendable {
     stopSignals.contains(.sigterm) ? .sigterm : (stopSignals.first ?? .sigterm)
   }
 
-  /// Throws `AsyncToolsError` (`.invalidArgument`) naming the first field out of range.
+  /// Throws `AsyncToolsError` (`.invalidArgument`) naming the first field out of range. Durations
+  /// must be positive and at most 1,000,000,000 seconds (a longer one could not be slept for: the
+  /// clock's deadline would overflow).
   public func validate() throws(AsyncToolsError) {
     if numWorkers < 1 { throw .invalidArgument("numWorkers must be at least 1, got \(numWorkers)") }
     if stopSignals.isEmpty { throw .invalidArgument("stopSignals must not be empty") }
     if let restartSignal, stopSignals.contains(restartSignal) {
       throw .invalidArgument("restartSignal \(restartSignal) must not also be a stop signal")
     }
-    if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requirePositive("gracefulShutdownTimeout") }
-    if let waitTimeout { try waitTimeout.requirePositive("waitTimeout") }
+    if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requireTimeout("gracefulShutdownTimeout") }
+    if let waitTimeout { try waitTimeout.requireTimeout("waitTimeout") }
     if case .restart(let maxRestarts, let window) = onWorkerFailure {
       if maxRestarts < 1 { throw .invalidArgument("maxRestarts must be at least 1, got \(maxRestarts)") }
-      try window.requirePositive("restart window")
+      try window.requireTimeout("restart window")
     }
     if let listen {
       if !(0...65535).contains(listen.port) {

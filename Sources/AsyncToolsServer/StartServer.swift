@@ -104,7 +104,8 @@ public func startServer<C: Clock<Duration>>(
       continuation.yield(.signal(configuration.defaultStopSignal))
     }
     await launcher.finish()
-    configuration.logger.info("server \(exit)")
+    // Debug only: the caller gets `exit` and reports it (at info, the stop was said twice).
+    configuration.logger.debug("server \(exit)")
     return exit
   }
   let result: Result<ServerExit, any Error>
