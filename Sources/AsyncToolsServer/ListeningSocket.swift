@@ -54,6 +54,14 @@ final class ListeningSocket: Sendable {
     self.port = Self.localPort(fd) ?? address.port
   }
 
+  /// Adopts a socket that is already listening (socket activation); it becomes close-on-exec.
+  /// `port` is 0 when the socket is not TCP. (prod: SystemdSocketActivation.swift)
+  init(adopting fd: CInt) {
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    self.fd = fd
+    self.port = Self.localPort(fd) ?? 0
+  }
+
   deinit { close(fd) }
 
   /// A close-on-exec duplicate, owned by the caller.

@@ -52,6 +52,9 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// The listen backlog: connections the kernel queues while no worker accepts. Default 511.
     public var backlog: Int
+    /// Bind `host:port`, or take a socket from systemd or an inherited descriptor (see
+    /// ``systemdSocket(named:)``). Default ``Source/bind``.
+    public var source: Source = .bind  // prod: socket activation (SystemdSocketActivation.swift)
 
     /// Creates a listen address.
     public init(host: String = "127.0.0.1", port: Int, backlog: Int = 511) {
@@ -60,7 +63,9 @@ public struct ServerConfiguration: Sendable {
       self.backlog = backlog
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String {
+      inheritedDescription ?? (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")  // prod
+    }
   }
 
   /// Processes or threads. Default ``Mode/processes``.
@@ -136,6 +141,7 @@ public struct ServerConfiguration: Sendable {
       try window.requirePositive("restart window")
     }
     if let listen {
+      try listen.validateSource()  // prod: socket activation
       if !(0...65535).contains(listen.port) {
         throw .invalidArgument("listen port must be in 0...65535, got \(listen.port)")
       }

@@ -73,7 +73,7 @@ public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
 public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
   /// What went wrong.
   public struct Code: Hashable, Sendable, CustomStringConvertible {
-    fileprivate enum Base: Hashable, Sendable { case addressInUse, bindFailed, workerLaunchFailed }
+    fileprivate enum Base: Hashable, Sendable { case addressInUse, bindFailed, workerLaunchFailed, socketActivationFailed }
     fileprivate var base: Base
     /// The listen address is already taken by another socket (`EADDRINUSE`).
     public static let addressInUse = Code(base: .addressInUse)
@@ -81,12 +81,16 @@ public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let bindFailed = Code(base: .bindFailed)
     /// A worker process could not be started (the executable could not be re-executed).
     public static let workerLaunchFailed = Code(base: .workerLaunchFailed)
+    /// The socket to take from systemd (or an inherited descriptor) is missing, meant for another
+    /// process, or not a listening stream socket.
+    public static let socketActivationFailed = Code(base: .socketActivationFailed)
 
     public var description: String {
       switch base {
       case .addressInUse: "address in use"
       case .bindFailed: "bind failed"
       case .workerLaunchFailed: "worker launch failed"
+      case .socketActivationFailed: "socket activation failed"
       }
     }
   }

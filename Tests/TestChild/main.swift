@@ -10,4 +10,6 @@ await ChildProcess.bootstrap()
 #endif
 // `AsyncToolsTestChild server …`: the server tests' scenarios (ServerScenarios.swift); never returns.
 await runServerScenarioIfRequested()
+// `AsyncToolsTestChild systemd …`: socket activation and sd_notify (SystemdScenarios.swift).
+await runSystemdScenarioIfRequested()
 print("asynctools-test-child")

@@ -26,9 +26,10 @@ final class LaunchedProcess: Sendable {
     return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
   }
 
-  /// Starts `executable` (a product name, looked up beside the test bundle) with `arguments`.
-  init(_ executable: String, _ arguments: [String]) throws {
-    let path = "\(Self.productsDirectory)/\(executable)"
+  /// Starts `executable` (a product name, looked up beside the test bundle, or an absolute path)
+  /// with `arguments`, and `environment` ("NAME=value") added to this process's environment.
+  init(_ executable: String, _ arguments: [String], environment extra: [String] = []) throws {
+    let path = executable.hasPrefix("/") ? executable : "\(Self.productsDirectory)/\(executable)"
     var outPipe: [CInt] = [-1, -1]
     var errPipe: [CInt] = [-1, -1]
     // Close-on-exec from birth: tests spawn processes in parallel, and a write end leaking into
@@ -66,6 +67,7 @@ final class LaunchedProcess: Sendable {
     // test process's own reports fail the run.
     var environment = ChildEnvironment.current.filter { !$0.hasPrefix("TSAN_OPTIONS=") }
     environment.append("TSAN_OPTIONS=halt_on_error=0:exitcode=0")
+    environment += extra
     let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
     defer { for pointer in envp { free(pointer) } }
     let status = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
