@@ -18,6 +18,8 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
   let clock: C
   let events: AsyncStream<SupervisorEvent>
   let continuation: AsyncStream<SupervisorEvent>.Continuation
+  /// Told of readiness, rolling restarts and the stop (prod: systemd notification).
+  var observer: (any ServerLifecycleObserver)? = nil
 
   private enum SlotState { case starting, ready, exited }
   private struct Slot {
@@ -74,6 +76,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
 
       func beginStop(_ signal: UnixSignal, failure: WorkerFailure?) {
         phase = .stopping(signal: signal, failure: failure)
+        observer?.serverLifecycle(.stopBegan(signal))  // prod: observer
         rolling = nil
         logger.info("stopping \(live().count) worker(s) with \(signal)")
         for slot in live() where !slots[slot].retiring { slots[slot].handle?.stop(signal) }
@@ -118,6 +121,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
         guard let old = current.pending.first else {
           rolling = nil
           logger.notice("rolling restart done")
+          observer?.serverLifecycle(.restartEnded(completed: true))  // prod: observer
           return
         }
         let index = slots[old].index
@@ -129,6 +133,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
         if await !launch(slot: fresh, index: index) {
           logger.error("rolling restart aborted: the fresh worker \(index) could not be started")
           rolling = nil
+          observer?.serverLifecycle(.restartEnded(completed: false))  // prod: observer
         }
       }
 
@@ -146,6 +151,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
               let old = live().filter { !slots[$0].retiring }
               logger.notice("rolling restart of \(old.count) worker(s)")
               rolling = Rolling(pending: old, fresh: nil, retiring: nil)
+              observer?.serverLifecycle(.restartBegan(workers: old.count))  // prod: observer
               await rollNext()
             }
             continue
@@ -159,6 +165,8 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
           if slots[slot].state == .starting {
             slots[slot].state = .ready
             logger.info("worker \(slots[slot].index) is ready")
+            let ready = slots.filter { $0.state == .ready }.count
+            observer?.serverLifecycle(.workerReady(ready: ready, live: live().count))  // prod: observer
           }
           if let current = rolling, current.fresh == slot, let old = current.pending.first {
             rolling?.pending.removeFirst()
@@ -188,6 +196,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
           if rolling?.fresh == slot {
             logger.error("rolling restart aborted: the fresh worker \(slots[slot].index) ended before it was ready")
             rolling = nil
+            observer?.serverLifecycle(.restartEnded(completed: false))  // prod: observer
           }
           rolling?.pending.removeAll { $0 == slot }
           if case .failed(let failure) = outcome, !slots[slot].killed {
