@@ -52,6 +52,7 @@ final class ListeningSocket: Sendable {
     }
     self.fd = fd
     self.port = Self.localPort(fd) ?? address.port
+    self.adopted = false  // prod
   }
 
   /// Adopts a socket that is already listening (socket activation); it becomes close-on-exec.
@@ -60,7 +61,14 @@ final class ListeningSocket: Sendable {
     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     self.fd = fd
     self.port = Self.localPort(fd) ?? 0
+    self.adopted = true
   }
+
+  /// Whether the socket was passed in (systemd, an inherited descriptor) rather than bound here.
+  /// Such a socket is shared with whoever passed it — systemd keeps listening on it to start the
+  /// next instance of the service — so the server only closes its descriptors, and must never
+  /// `shutdown(2)` it: that would stop the socket for systemd too. (prod)
+  let adopted: Bool
 
   deinit { close(fd) }
 

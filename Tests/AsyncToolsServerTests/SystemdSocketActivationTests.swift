@@ -96,8 +96,10 @@ struct SystemdSocketActivationTests {
     #expect(configuration.listen?.description == "the systemd socket 'web'")
   }
 
-  /// An inherited descriptor is adopted, not bound: the server reports its port; a descriptor that
-  /// is not listening is refused before any worker starts.
+  /// An inherited descriptor is adopted, not bound: the server reports its port, and closes only
+  /// its own descriptor — the socket goes on listening for whoever passed it (systemd keeps it for
+  /// the next start of the service, so a stop must never `shutdown` it). A descriptor that is not
+  /// listening is refused before any worker starts.
   @Test func inheritedDescriptorIsAdoptedAndChecked() async throws {
     let listening = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_in()
@@ -110,6 +112,8 @@ struct SystemdSocketActivationTests {
       }
     }
     try #require(bound)
+    let passer = dup(listening)  // what systemd keeps
+    defer { close(passer) }
     var configuration = threadsConfiguration(workers: 1)
     configuration.runToCompletion = true
     configuration.listen = .inheritedDescriptor(listening)  // the server owns and closes it from here
@@ -120,6 +124,9 @@ struct SystemdSocketActivationTests {
     }
     #expect(exit == .completed)
     #expect(port.withLock { $0 } == Int(UInt16(bigEndian: address.sin_port)))
+    #expect(throws: Never.self, "the passed socket must still listen after the server ended") {
+      try SystemdListenDescriptors.requireListeningStream(passer, described: "the passed socket")
+    }
 
     let udp = socket(AF_INET, CInt(SOCK_DGRAM.rawValue), 0)
     defer { close(udp) }
