@@ -207,19 +207,8 @@ func readFile(_ path: String) -> String? {
 /// Connects to 127.0.0.1:`port`, sends `message`, and returns what comes back (blocking: call it
 /// from `onThread`).
 func echoRoundTrip(port: Int, message: String) -> String? {
-  let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
-  guard fd >= 0 else { return nil }
+  guard let fd = connectToLoopback(port: port, readTimeoutSeconds: 5) else { return nil }
   defer { close(fd) }
-  var timeout = timeval(tv_sec: 5, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-  var address = sockaddr_in()
-  address.sin_family = sa_family_t(AF_INET)
-  address.sin_addr.s_addr = inet_addr("127.0.0.1")
-  address.sin_port = UInt16(port).bigEndian
-  let connected = withUnsafePointer(to: &address) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-  }
-  guard connected == 0 else { return nil }
   let bytes = Array(message.utf8)
   guard write(fd, bytes, bytes.count) == bytes.count else { return nil }
   var received: [UInt8] = []
