@@ -1,3 +1,4 @@
+import AsyncToolsTestSupport
 import CAsyncToolsShims
 import Synchronization
 import Testing
