@@ -1,3 +1,4 @@
+import AsyncToolsTestSupport
 import Testing
 
 #if canImport(Glibc)

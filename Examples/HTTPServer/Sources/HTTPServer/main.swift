@@ -39,13 +39,17 @@ struct HTTPServerCommand: ParsableCommand {
       """)
 
   @Option(help: "The address to listen on.") var host = "127.0.0.1"
-  @Option(help: "The port to listen on (0: any free port).") var port = 8080
-  @Option(help: "How many workers.") var workers = 2
+  // `.unconditional`: a negative number is the option's (bad) value, not an unknown flag.
+  @Option(parsing: .unconditional, help: "The port to listen on (0: any free port).") var port = 8080
+  @Option(parsing: .unconditional, help: "How many workers.") var workers = 2
   @Flag(help: "Run workers as tasks in one process instead of worker processes.") var threads = false
-  @Option(help: "Seconds the workers get to stop before they are killed.") var waitTimeout: Double = 10
-  @Option(help: "Seconds a stopping worker lets requests in flight finish before it closes their connections.")
+  @Option(parsing: .unconditional, help: "Seconds the workers get to stop before they are killed.")
+  var waitTimeout: Double = 10
+  @Option(
+    parsing: .unconditional,
+    help: "Seconds a stopping worker lets requests in flight finish before it closes their connections.")
   var drainTimeout: Double = 5
-  @Option(help: "Seconds an idle keep-alive connection stays open.") var idleTimeout: Double = 60
+  @Option(parsing: .unconditional, help: "Seconds an idle keep-alive connection stays open.") var idleTimeout: Double = 60
   @Flag(help: "Take the listening socket from systemd (socket activation) instead of binding --host/--port.")
   var systemdSocket = false
   @Option(help: "With --systemd-socket: the name of the socket to take (FileDescriptorName=).") var socketName: String?
