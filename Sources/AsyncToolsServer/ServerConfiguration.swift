@@ -102,7 +102,8 @@ public struct ServerConfiguration: Sendable {
   /// Arguments appended, after the main context's values, to what every worker receives in
   /// ``WorkerContext/arguments``. Default empty.
   public var arguments: [String] = []
-  /// The socket the main process binds and shares with every worker. Default `nil` (none).
+  /// The socket the main process binds (or takes from systemd, see
+  /// ``ListenAddress/systemdSocket(named:)``) and shares with every worker. Default `nil` (none).
   public var listen: ListenAddress? = nil
   /// Whether the main process (and each worker process) traps ``stopSignals`` from the operating
   /// system. Set it to `false` when embedding the server in a process that handles its own signals
