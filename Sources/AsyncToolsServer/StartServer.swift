@@ -93,7 +93,8 @@ public func startServer<C: Clock<Duration>>(
       }
     let supervisor = ServerSupervisor(
       configuration: configuration, processCount: numWorkers + extraProcesses.count, launcher: launcher, clock: clock,
-      events: events, continuation: continuation, observer: systemd)  // prod: observer
+      events: events, continuation: continuation, stopListening: { socket?.stopListening() },
+      observer: systemd)  // prod: observer
     // The loop runs in its own task so that cancelling the caller becomes a stop event instead of
     // ending the event stream under the loop's feet.
     let loop = Task { await supervisor.run() }

@@ -37,7 +37,7 @@ func runSystemdScenarioIfRequested() async {
     configuration.listen = .systemdSocket(named: value("--socket"))
   }
   let worker: @Sendable (WorkerContext) async throws -> Void = { context in
-    let connections = context.acceptedConnections()!
+    let connections = try context.acceptedConnections()
     let prefix = "worker \(context.processIndex) \(variables()): "
     let server = Task {
       for await fd in connections { answerOneLine(fd, prefix: prefix) }

@@ -10,6 +10,8 @@ await ChildProcess.bootstrap()
 #endif
 // `AsyncToolsTestChild server …`: the server tests' scenarios (ServerScenarios.swift); never returns.
 await runServerScenarioIfRequested()
+// `AsyncToolsTestChild serve …`: the drain scenario (ServeScenario.swift); never returns.
+await runServeScenarioIfRequested()
 // `AsyncToolsTestChild systemd …`: socket activation and sd_notify (SystemdScenarios.swift).
 await runSystemdScenarioIfRequested()
 print("asynctools-test-child")

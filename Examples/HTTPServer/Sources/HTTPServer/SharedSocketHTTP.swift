@@ -7,69 +7,55 @@ import NIOCore
 import NIOPosix
 
 /// Hummingbird's HTTP/1.1 channel served on the connections one worker accepts from the server's
-/// shared listening socket, with the drain on stop.
+/// shared listening socket, drained on stop by AsyncToolsServer's `ConnectionDrain`.
 ///
 /// Hummingbird's `Application` binds its own socket; a prefork worker must serve the one socket the
 /// main process bound (or systemd passed). So each worker accepts through
-/// `WorkerContext.acceptedConnections()` and hands every connection to Hummingbird's
-/// `HTTP1Channel` (the same pipeline and request loop `Application` uses) on its own one-thread
-/// event loop. Per request, the path is Hummingbird and NIO only.
+/// `WorkerContext.serveConnections(drain:_:)` and hands every connection to Hummingbird's
+/// `HTTP1Channel` (the pipeline and request loop `Application` uses) on its own one-thread event
+/// loop. Per request, the path is Hummingbird and NIO, plus two counter updates for the drain.
 ///
-/// On stop: accepting stops (the kernel's queue stays with the other workers, or with the fresh
-/// worker of a rolling restart), every open connection is asked to finish — idle keep-alive
-/// connections close at once, a request in flight gets its response first — and connections still
-/// open after `drainTimeout` are closed.
+/// On stop the library drains: accepting stops, idle keep-alive connections close at once, a
+/// request in flight gets its response first, and after the server's `gracefulShutdownTimeout`
+/// the connections still open are closed.
 struct SharedSocketHTTP: Sendable {
   /// The built router: what answers each request.
   let router: RouterResponder<BasicRequestContext>
-  let drainTimeout: Duration
   let idleTimeout: TimeAmount
   let logger: Logger
 
   /// The worker body.
   func serve(_ context: WorkerContext) async throws {
-    guard let connections = context.acceptedConnections() else {
-      throw ServerError(code: .bindFailed, message: "the HTTP worker needs a listening socket")
-    }
-    let logger = self.logger
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let http = HTTP1Channel(responder: Self.responder(router, logger: logger), configuration: .init(idleTimeout: idleTimeout))
     let bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.tcp_nodelay), value: 1)
-    let open = OpenChannels()
-
-    let stopper = Task {
-      let signal = await context.stopSignal()
-      logger.info("worker \(context.processIndex) stopping on \(signal): draining \(open.count) connection(s)")
-      connections.stopAccepting()
-    }
-    await withDiscardingTaskGroup { tasks in
-      for await socket in connections {
+    let (router, logger, configuration) = (router, logger, HTTP1Channel.Configuration(idleTimeout: idleTimeout))
+    let signal = try await context.serveConnections { socket, connection in
+      // One HTTP1Channel per connection, so its responder can tell the drain when a request is
+      // in flight.
+      let http = HTTP1Channel(responder: Self.responder(router, logger: logger, connection: connection), configuration: configuration)
+      Task {
         do {
           let value = try await bootstrap.withConnectedSocket(socket) { http.setup(channel: $0, logger: logger) }
-          open.insert(value.channel)
-          tasks.addTask {
-            await http.handle(value: value, logger: logger)
-            open.remove(value.channel)
-          }
+          connection.setCloseHandler { value.channel.close(promise: nil) }
+          await http.handle(value: value, logger: logger)
         } catch {
           logger.debug("could not set up a connection: \(error)")
         }
-      }
-      // Accepting has ended (stopped): every connection accepted so far is in `open`.
-      open.quiesce()
-      if (try? await moveOnAfter(drainTimeout) { try await open.drained() }) == nil {
-        logger.notice("worker \(context.processIndex): closing \(open.count) connection(s) still open after \(drainTimeout)")
-        open.closeAll()
+        connection.closed()
       }
     }
-    await stopper.value
+    logger.info("worker \(context.processIndex) stopped by \(signal), its connections drained")
     try await group.shutdownGracefully()
   }
 
-  /// What `Application.run()` does per request: a request context, the router, a 500 for an error
-  /// the router did not turn into a response.
-  static func responder(_ router: RouterResponder<BasicRequestContext>, logger: Logger) -> HTTPChannelHandler.Responder {
+  /// What `Application.run()` does per request — a request context, the router, a 500 for an error
+  /// the router did not turn into a response — between the drain's request marks.
+  static func responder(
+    _ router: RouterResponder<BasicRequestContext>, logger: Logger, connection: ConnectionDrain.Connection
+  ) -> HTTPChannelHandler.Responder {
     { request, writer, channel in
+      connection.requestStarted()
+      defer { connection.requestFinished() }
       let context = BasicRequestContext(source: .init(channel: channel, logger: logger))
       let response: Response
       do {

@@ -47,7 +47,7 @@ struct HTTPServerCommand: ParsableCommand {
   var waitTimeout: Double = 10
   @Option(
     parsing: .unconditional,
-    help: "Seconds a stopping worker lets requests in flight finish before it closes their connections.")
+    help: "Seconds a stopping worker lets requests in flight finish before it closes their connections (< --wait-timeout).")
   var drainTimeout: Double = 5
   @Option(parsing: .unconditional, help: "Seconds an idle keep-alive connection stays open.") var idleTimeout: Double = 60
   @Flag(help: "Take the listening socket from systemd (socket activation) instead of binding --host/--port.")
@@ -63,6 +63,9 @@ struct HTTPServerCommand: ParsableCommand {
       guard value.isFinite, value > 0, value <= 86_400 else {
         throw ValidationError("\(flag) must be a number of seconds in (0, 86400], got \(value)")
       }
+    }
+    if drainTimeout >= waitTimeout {
+      throw ValidationError("--drain-timeout (\(drainTimeout)) must be shorter than --wait-timeout (\(waitTimeout))")
     }
     if socketName != nil && !systemdSocket { throw ValidationError("--socket-name needs --systemd-socket") }
     if singleProcess && (systemdSocket || threads) {
@@ -121,9 +124,11 @@ var configuration = ServerConfiguration(
   listen: options.systemdSocket
     ? .systemdSocket(named: options.socketName) : .init(host: options.host, port: options.port))
 configuration.waitTimeout = duration(options.waitTimeout)
+// The drain's bound: requests in flight at a stop get this long, then their connections close.
+configuration.gracefulShutdownTimeout = duration(options.drainTimeout)
 configuration.logger = logger
 let http = SharedSocketHTTP(
-  router: makeRouter().buildResponder(), drainTimeout: duration(options.drainTimeout),
+  router: makeRouter().buildResponder(),
   idleTimeout: .milliseconds(Int64((options.idleTimeout * 1000).rounded(.up))), logger: logger)
 
 do {
