@@ -27,7 +27,6 @@ struct SharedSocketHTTP: Sendable {
   /// The worker body.
   func serve(_ context: WorkerContext) async throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.tcp_nodelay), value: 1)
     let (router, logger, configuration) = (router, logger, HTTP1Channel.Configuration(idleTimeout: idleTimeout))
     let signal = try await context.serveConnections { socket, connection in
       // One HTTP1Channel per connection, so its responder can tell the drain when a request is
@@ -35,7 +34,8 @@ struct SharedSocketHTTP: Sendable {
       let http = HTTP1Channel(responder: Self.responder(router, logger: logger, connection: connection), configuration: configuration)
       Task {
         do {
-          let value = try await bootstrap.withConnectedSocket(socket) { http.setup(channel: $0, logger: logger) }
+          let value = try await ClientBootstrap(group: group).channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .withConnectedSocket(socket) { http.setup(channel: $0, logger: logger) }
           connection.setCloseHandler { value.channel.close(promise: nil) }
           await http.handle(value: value, logger: logger)
         } catch {
