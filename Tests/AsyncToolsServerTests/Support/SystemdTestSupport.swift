@@ -33,32 +33,14 @@ func freeLoopbackPort() -> Int? {
   return ok ? Int(UInt16(bigEndian: address.sin_port)) : nil
 }
 
-/// A blocking socket connected to 127.0.0.1:`port` whose reads give up after `readTimeoutSeconds`,
-/// or `nil` when the connection fails; the caller closes it.
-func connectToLoopback(port: Int, readTimeoutSeconds: Int) -> CInt? {
-  let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
-  guard fd >= 0 else { return nil }
-  var timeout = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-  var address = sockaddr_in()
-  address.sin_family = sa_family_t(AF_INET)
-  address.sin_addr.s_addr = inet_addr("127.0.0.1")
-  address.sin_port = UInt16(port).bigEndian
-  let connected = withUnsafePointer(to: &address) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-  }
-  guard connected == 0 else {
-    close(fd)
-    return nil
-  }
-  return fd
-}
-
 /// Connects to 127.0.0.1:`port`, sends `line` and a newline, and returns everything received until
 /// the server closes the connection (blocking, at most `seconds` per read: call it from `onThread`).
 func lineRoundTrip(port: Int, line: String, seconds: Int = 20) -> String? {
-  guard let fd = connectToLoopback(port: port, readTimeoutSeconds: seconds) else { return nil }
+  let fd = connectLoopback(port: port)
+  guard fd >= 0 else { return nil }
   defer { close(fd) }
+  var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
   let bytes = Array((line + "\n").utf8)
   guard write(fd, bytes, bytes.count) == bytes.count else { return nil }
   var received: [UInt8] = []

@@ -5,25 +5,13 @@ import UnixSignals
 /// The lifecycle reports of the server's state machine (what systemd is told through
 /// `SystemdNotifier`): readiness counts every worker not yet ended, a rolling restart begins and
 /// ends (done or aborted), a stop begins.
-@Suite("ServerState lifecycle reports")
-struct ServerStateLifecycleTests {
-  private func state(workers: Int = 2) -> ServerState {
-    ServerState(ServerState.Settings(ServerConfiguration(mode: .threads, numWorkers: workers), processCount: workers))
-  }
-
+extension ServerStateTests {
   private func reports(_ actions: [ServerState.Action]) -> [ServerLifecycleEvent] {
     actions.compactMap { if case .lifecycle(let event) = $0 { event } else { nil } }
   }
 
-  /// Started and ready, slot by slot.
-  private func running(_ state: inout ServerState, workers: Int = 2) {
-    _ = state.handle(.start, now: .zero)
-    for slot in 0..<workers { _ = state.handle(.launched(slot: slot), now: .zero) }
-    for slot in 0..<workers { _ = state.handle(.ready(slot: slot), now: .zero) }
-  }
-
   /// A worker not launched yet counts: the first worker's readiness is not the server's.
-  @Test func readinessCountsWorkersNotLaunchedYet() {
+  @Test func lifecycleReadinessCountsWorkersNotLaunchedYet() {
     var state = state(workers: 2)
     _ = state.handle(.start, now: .zero)
     #expect(reports(state.handle(.ready(slot: 0), now: .zero)) == [.workerReady(ready: 1, live: 2)])
@@ -33,7 +21,7 @@ struct ServerStateLifecycleTests {
     #expect(reports(state.handle(.ready(slot: 1), now: .zero)) == [], "ready is reported once")
   }
 
-  @Test func aRollingRestartBeginsAndEnds() {
+  @Test func lifecycleRollingRestartBeginsAndEnds() {
     var state = state(workers: 1)
     running(&state, workers: 1)
     #expect(reports(state.handle(.signal(.sighup), now: .zero)) == [.restartBegan(workers: 1)])
@@ -42,7 +30,7 @@ struct ServerStateLifecycleTests {
     #expect(reports(state.handle(.exited(slot: 0, .clean), now: .zero)) == [.restartEnded(completed: true)])
   }
 
-  @Test func anAbortedRollingRestartEndsToo() {
+  @Test func lifecycleAbortedRollingRestartEndsToo() {
     var state = state(workers: 1)
     running(&state, workers: 1)
     _ = state.handle(.signal(.sighup), now: .zero)
@@ -54,7 +42,7 @@ struct ServerStateLifecycleTests {
       == .restartEnded(completed: false))
   }
 
-  @Test func aStopIsReportedFirstAndOnce() {
+  @Test func lifecycleStopIsReportedFirstAndOnce() {
     var state = state()
     running(&state)
     let actions = state.handle(.signal(.sigterm), now: .zero)
