@@ -94,7 +94,7 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 /// Cancelling the calling task cancels the body.
 ///
 /// - Parameters:
-///   - start: the instant the clock starts at; zero by default.
+///   - start: the instant the scope's clock reads when the body starts; zero by default.
 ///   - advancing: ``VirtualTimeAdvancing/automatic`` (default) or ``VirtualTimeAdvancing/manual``.
 ///   - autojumpThreshold: real time to wait for outside work before each jump (Trio's
 ///     `autojump_threshold`); zero by default. Must not be negative.
@@ -103,6 +103,7 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 ///   - body: the program to run; it receives the scope's clock.
 /// - Returns: what `body` returns.
 /// - Throws: what `body` throws, ``VirtualTimeError``, or `AsyncToolsError` for bad arguments.
+@discardableResult
 public func withVirtualTime<T: Sendable>(
   startingAt start: VirtualClock.Instant = VirtualClock.Instant(offset: .zero),
   advancing: VirtualTimeAdvancing = .automatic,
