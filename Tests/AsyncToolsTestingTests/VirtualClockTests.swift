@@ -174,12 +174,18 @@ typealias EventLog = TestLog<String>
   }
 
   @Test func badArgumentsAreClearErrors() async throws {
-    await #expect(throws: (any Error).self) {
-      try await withVirtualTime(deadlockTimeout: .zero) { _ in }
+    let ran = EventLog()
+    let deadlock = await #expect(throws: AsyncToolsError.self) {
+      try await withVirtualTime(deadlockTimeout: .zero) { _ in ran.append("body") }
     }
-    await #expect(throws: (any Error).self) {
-      try await withVirtualTime(autojumpThreshold: .seconds(-1)) { _ in }
+    #expect(deadlock?.code == .invalidArgument)
+    #expect(deadlock?.message.contains("deadlockTimeout") == true, "\(String(describing: deadlock))")
+    let autojump = await #expect(throws: AsyncToolsError.self) {
+      try await withVirtualTime(autojumpThreshold: .seconds(-1)) { _ in ran.append("body") }
     }
+    #expect(autojump?.code == .invalidArgument)
+    #expect(autojump?.message.contains("autojumpThreshold") == true, "\(String(describing: autojump))")
+    #expect(ran.all.isEmpty, "the body ran despite a bad argument")
   }
 
   @Test func standaloneClockAdvancesManually() async throws {
