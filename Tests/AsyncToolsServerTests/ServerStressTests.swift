@@ -70,7 +70,7 @@ struct ServerStressTests {
       #expect(ended == started, "every worker body ends exactly once before startServer returns — \(scenario)")
       let expected = Self.predict(
         behaviours: behaviours, policyIgnores: policyIgnores, waitTimeout: waitTimeout, graceful: graceful)
-      #expect(expected.admits(exit), "exit \(exit), predicted \(expected) — \(scenario) (\(Stress.replay(seed: seed)))")
+      #expect(expected.admits(exit), "exit \(exit), predicted \(expected) — \(scenario) (\(Stress.replay(seed: seed, iterations: Self.iterations)))")
     }
   }
 

@@ -87,10 +87,13 @@ struct AsyncLRUCacheStressTests {
   func randomMissesFailuresCancellationsAndInvalidationsKeepEveryInvariant() async throws {
     let baseSeed = Stress.seed()
     print("AsyncLRUCache stress: base seed \(baseSeed), \(Self.iterations) iterations")
+    let heapBefore = Stress.heapInUseBytes() ?? 0
     for iteration in 0..<Self.iterations {
       let seed = baseSeed &+ UInt64(iteration)
       try await Self.round(seed: seed)
     }
+    let heapAfter = Stress.heapInUseBytes() ?? 0
+    print("AsyncLRUCache stress: heap in use \(heapBefore / 1024) KiB before, \(heapAfter / 1024) KiB after")
   }
 
   private static func round(seed: UInt64) async throws {
