@@ -11,21 +11,10 @@ extension AsyncLRUCache {
     let refreshAfter = refreshOnHit ? expireAfter : nil
     var plan: CacheState<Key, Value>.MissPlan
     while true {
-      plan = withState { state in
+      plan = withStateReportingEvictions { state in
         let now = elapsed?()
         return state.joinOrStart(key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } }) {
-          flight in
-          // The computation's own task: cancelling a caller must not cancel the work others wait for. It captures
-          // the cache strongly; every waiter holds the cache too, and the task ends when the work ends.
-          Task {
-            let outcome: Result<Value, any Error>
-            do {
-              outcome = .success(try await compute(key))
-            } catch {
-              outcome = .failure(error)
-            }
-            self.finish(flight: flight, with: outcome)
-          }
+          flight in startComputation(key, flight, compute)
         }
       }
       guard case .cancelThenRetry(let abandoned, let task) = plan else { break }
@@ -41,6 +30,24 @@ extension AsyncLRUCache {
       preconditionFailure("unreachable: the loop above only exits with another plan")
     case .wait(let flight, let waiter):
       return try await wait(flight: flight, waiter: waiter)
+    }
+  }
+
+  /// Starts the computation of flight `flight` (a miss or a refresh) in its own task: cancelling a caller must not
+  /// cancel the work others wait for. It captures the cache strongly; every waiter holds the cache too, and the task
+  /// ends when the work ends. Called under the lock: `Task.init` only enqueues, it runs no user code synchronously.
+  @usableFromInline
+  func startComputation(
+    _ key: Key, _ flight: UInt64, _ compute: @escaping @Sendable (Key) async throws -> Value
+  ) -> Task<Void, Never> {
+    Task {
+      let outcome: Result<Value, any Error>
+      do {
+        outcome = .success(try await compute(key))
+      } catch {
+        outcome = .failure(error)
+      }
+      self.finish(flight: flight, with: outcome)
     }
   }
 
@@ -63,8 +70,9 @@ extension AsyncLRUCache {
 
   private func finish(flight: UInt64, with outcome: Result<Value, any Error>) {
     let elapsed = self.elapsed
-    let resumptions = withState { state in
-      state.finish(flight: flight, with: outcome, now: elapsed?(), expireAfter: expireAfter, maxSize: maxSize)
+    let policy = storePolicy
+    let resumptions = withStateReportingEvictions { state in
+      state.finish(flight: flight, with: outcome, now: elapsed?(), policy: policy)
     }
     for (continuation, outcome) in resumptions {
       continuation.resume(with: outcome)
