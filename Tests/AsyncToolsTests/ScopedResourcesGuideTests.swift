@@ -78,28 +78,22 @@ struct ScopedResourcesGuideTests {
   }
 
   @Test func errorsSnippet() async throws {
-    let printed = ScopeEventLog()
-    await Guide.$printed.withValue(printed) {
-      do {
-        try await withContext(Guide.connection(to: "db")) { connection in
-          _ = try await connection.query("select broken")
-        }
-      } catch let group as ErrorGroup {
-        print("the body failed:", group.errors[0], "and so did the release:", group.errors[1])
-      } catch {
-        print("one failure:", error)
-      }
-    }
-    #expect(printed.events == ["one failure: QueryFailed"])
+    #expect(await Self.errorsSnippet(connection: Guide.connection) == ["one failure: QueryFailed"])
   }
 
   /// The snippet's other branch: the body and the release both fail, so the scope throws an `ErrorGroup`, the
   /// body's error first.
   @Test func errorsSnippetWithAFailingRelease() async throws {
+    let printed = await Self.errorsSnippet(connection: Guide.connectionWithAFailingRelease)
+    #expect(printed == ["the body failed: QueryFailed and so did the release: ReleaseFailed"])
+  }
+
+  /// Runs the guide's error snippet with `connection` and returns what it printed.
+  private static func errorsSnippet(connection: (String) -> AsyncContext<Guide.Connection>) async -> [String] {
     let printed = ScopeEventLog()
     await Guide.$printed.withValue(printed) {
       do {
-        try await withContext(Guide.connectionWithAFailingRelease(to: "db")) { connection in
+        try await withContext(connection("db")) { connection in
           _ = try await connection.query("select broken")
         }
       } catch let group as ErrorGroup {
@@ -108,7 +102,7 @@ struct ScopedResourcesGuideTests {
         print("one failure:", error)
       }
     }
-    #expect(printed.events == ["the body failed: QueryFailed and so did the release: ReleaseFailed"])
+    return printed.events
   }
 
   @Test func groupSnippet() async throws {
