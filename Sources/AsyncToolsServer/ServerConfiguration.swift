@@ -58,6 +58,9 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// The listen backlog: connections the kernel queues while no worker accepts. Default 511.
     public var backlog: Int
+    /// Bind `host:port`, or take a socket from systemd or an inherited descriptor (see
+    /// ``systemdSocket(named:)``). Default ``Source/bind``.
+    public var source: Source = .bind  // prod: socket activation (SystemdSocketActivation.swift)
 
     /// Creates a listen address.
     public init(host: String = "127.0.0.1", port: Int, backlog: Int = 511) {
@@ -66,7 +69,9 @@ public struct ServerConfiguration: Sendable {
       self.backlog = backlog
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String {
+      inheritedDescription ?? (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")  // prod
+    }
   }
 
   /// Processes or threads. Default ``Mode/processes``.
@@ -113,7 +118,8 @@ public struct ServerConfiguration: Sendable {
   /// Arguments appended, after the main context's values, to what every worker receives in
   /// ``WorkerContext/arguments``. Default empty.
   public var arguments: [String] = []
-  /// The socket the main process binds and shares with every worker. Default `nil` (none).
+  /// The socket the main process binds (or takes from systemd, see
+  /// ``ListenAddress/systemdSocket(named:)``) and shares with every worker. Default `nil` (none).
   public var listen: ListenAddress? = nil
   /// Whether the main process (and each worker process) traps ``stopSignals`` from the operating
   /// system. Set it to `false` when embedding the server in a process that handles its own signals
@@ -138,20 +144,23 @@ public struct ServerConfiguration: Sendable {
     stopSignals.contains(.sigterm) ? .sigterm : (stopSignals.first ?? .sigterm)
   }
 
-  /// Throws `AsyncToolsError` (`.invalidArgument`) naming the first field out of range.
+  /// Throws `AsyncToolsError` (`.invalidArgument`) naming the first field out of range. Durations
+  /// must be positive and at most 1,000,000,000 seconds (a longer one could not be slept for: the
+  /// clock's deadline would overflow).
   public func validate() throws(AsyncToolsError) {
     if numWorkers < 1 { throw .invalidArgument("numWorkers must be at least 1, got \(numWorkers)") }
     if stopSignals.isEmpty { throw .invalidArgument("stopSignals must not be empty") }
     if let restartSignal, stopSignals.contains(restartSignal) {
       throw .invalidArgument("restartSignal \(restartSignal) must not also be a stop signal")
     }
-    if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requirePositive("gracefulShutdownTimeout") }
-    if let waitTimeout { try waitTimeout.requirePositive("waitTimeout") }
+    if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requireTimeout("gracefulShutdownTimeout") }
+    if let waitTimeout { try waitTimeout.requireTimeout("waitTimeout") }
     if case .restart(let maxRestarts, let window) = onWorkerFailure {
       if maxRestarts < 1 { throw .invalidArgument("maxRestarts must be at least 1, got \(maxRestarts)") }
-      try window.requirePositive("restart window")
+      try window.requireTimeout("restart window")
     }
     if let listen {
+      try listen.validateSource()  // prod: socket activation
       if !(0...65535).contains(listen.port) {
         throw .invalidArgument("listen port must be in 0...65535, got \(listen.port)")
       }

@@ -69,7 +69,7 @@ public func startServer<C: Clock<Duration>>(
     }
     await runtime.run(configuration: configuration, body: bodies.body(runtime.processIndex))
   }
-  let socket = try configuration.listen.map { address throws(ServerError) in try ListeningSocket(address) }
+  let socket = try configuration.listen.map { address throws(ServerError) in try ListeningSocket.open(address) }  // prod
   let (events, continuation) = AsyncStream.makeStream(of: SupervisorEvent.self)
   // Trapped before anything starts, so no stop signal can kill the main process with its default
   // action while workers are being spawned (aiotools blocks the signals for the same reason).
@@ -80,6 +80,8 @@ public func startServer<C: Clock<Duration>>(
       nil
     }
 
+  // prod: sd_notify when NOTIFY_SOCKET is set (readiness, reloads, stop, watchdog); `nil` otherwise.
+  let systemd = SystemdNotifier.fromEnvironment(clock: clock, logger: configuration.logger)
   let server = ServerMain(
     configuration: configuration, listeningPort: socket?.port, continuation: continuation
   ) { arguments in
@@ -94,7 +96,8 @@ public func startServer<C: Clock<Duration>>(
       }
     let supervisor = ServerSupervisor(
       configuration: configuration, processCount: numWorkers + extraProcesses.count, launcher: launcher, clock: clock,
-      events: events, continuation: continuation, stopListening: { socket?.stopListening() })
+      events: events, continuation: continuation, stopListening: { socket?.stopListening() },
+      observer: systemd)  // prod: observer
     // The loop runs in its own task so that cancelling the caller becomes a stop event instead of
     // ending the event stream under the loop's feet.
     let loop = Task { await supervisor.run() }
@@ -104,13 +107,15 @@ public func startServer<C: Clock<Duration>>(
       continuation.yield(.signal(configuration.defaultStopSignal))
     }
     await launcher.finish()
-    configuration.logger.info("server \(exit)")
+    // Debug only: the caller gets `exit` and reports it (at info, the stop was said twice).
+    configuration.logger.debug("server \(exit)")
     return exit
   }
   let result: Result<ServerExit, any Error>
   do { result = .success(try await main(server)) } catch { result = .failure(error) }
   signalForwarder?.cancel()
   await signalForwarder?.value
+  await systemd?.finish()  // prod: STOPPING=1 if not yet sent; ends the watchdog pings
   return try result.get()
 }
 

@@ -7,7 +7,7 @@ import UnixSignals
 struct ServerStateTests {
   private typealias Action = ServerState.Action
 
-  private func state(
+  func state(
     workers: Int = 2, graceful: Duration? = nil, wait: Duration? = nil,
     policy: ServerConfiguration.WorkerFailurePolicy = .stopServer
   ) -> ServerState {
@@ -18,9 +18,14 @@ struct ServerStateTests {
     return ServerState(ServerState.Settings(configuration, processCount: workers))
   }
 
-  /// The actions without the log lines.
+  /// The actions without the log lines and lifecycle reports (ServerStateLifecycleTests has those).
   private func effects(_ actions: [Action]) -> [Action] {
-    actions.filter { if case .log = $0 { false } else { true } }
+    actions.filter {
+      switch $0 {
+      case .log, .lifecycle: false
+      default: true
+      }
+    }
   }
 
   private func logs(_ actions: [Action]) -> [String] {
@@ -28,7 +33,7 @@ struct ServerStateTests {
   }
 
   /// Starts `workers` workers and makes them all ready.
-  private func running(_ state: inout ServerState, workers: Int = 2) {
+  func running(_ state: inout ServerState, workers: Int = 2) {
     _ = state.handle(.start, now: .zero)
     for slot in 0..<workers { _ = state.handle(.launched(slot: slot), now: .zero) }
     for slot in 0..<workers { _ = state.handle(.ready(slot: slot), now: .zero) }

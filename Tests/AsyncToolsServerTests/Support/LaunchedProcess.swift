@@ -28,8 +28,8 @@ final class LaunchedProcess: Sendable {
   }
 
   /// Starts `executable` (a product name, looked up beside the test bundle, or an absolute path)
-  /// with `arguments`.
-  init(_ executable: String, _ arguments: [String]) throws {
+  /// with `arguments`, and `environment` ("NAME=value") added to this process's environment.
+  init(_ executable: String, _ arguments: [String], environment extra: [String] = []) throws {
     let path = executable.hasPrefix("/") ? executable : "\(Self.productsDirectory)/\(executable)"
     var outPipe: [CInt] = [-1, -1]
     var errPipe: [CInt] = [-1, -1]
@@ -70,6 +70,7 @@ final class LaunchedProcess: Sendable {
     // atexit_sleep_ms=0: TSan otherwise sleeps a second at exit while other threads run (an abandoned
     // thread worker), which the stop-timing tests would measure.
     environment.append("TSAN_OPTIONS=halt_on_error=0:exitcode=0:atexit_sleep_ms=0")
+    environment += extra
     let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
     defer { for pointer in envp { free(pointer) } }
     let status = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
