@@ -64,7 +64,7 @@ struct ServerDrainTests {
   func aClientMidRequestGetsItsReplyThenTheStopEnds(mode: String) async throws {
     let server = try LaunchedProcess(
       "AsyncToolsTestChild",
-      ["serve", "--workers", "2", "--reply-delay-ms", "400", "--graceful-timeout-ms", "3000"] + modeArguments(mode))
+      ["serve", "--workers", "2", "--reply-delay-ms", "400", "--graceful-timeout-ms", "20000"] + modeArguments(mode))
     defer { server.killIfRunning() }
     try await withWatchdog {
       let port = try await start(server, workers: 2)
@@ -80,7 +80,10 @@ struct ServerDrainTests {
       #expect(await onThread { nextRead(fd) } == "hello")
       #expect(await onThread { nextRead(fd) } == "eof")
       #expect(await server.exitCode() == 0, "\(server.stderrText)")
-      #expect(begun.duration(to: clock.now) < .seconds(3) + .milliseconds(100))
+      // The stop ends right after the reply (about 0.4 s on a quiet machine), not at the 20 s
+      // graceful deadline: a wide margin below it, so a CI machine running the suite in parallel
+      // (under a sanitizer) cannot make the test flaky. The timings themselves are in BENCHMARKS.md.
+      #expect(begun.duration(to: clock.now) < .seconds(10))
       #expect(server.stdoutLines.contains("worker 0 drained by SIGTERM"))
       #expect(server.stdoutLines.contains("worker 1 drained by SIGTERM"))
     }
@@ -179,8 +182,9 @@ struct ServerDrainTests {
       #expect(status == 2, "\(server.stderrText)")
       // waitTimeout 500 ms + the 50 ms kill grace (measured alone: 555-560 ms from kill(2) to the
       // exit; 560-690 ms while a sanitizer build loads both cores); the bound leaves room for a
-      // busy CI machine running the suite in parallel. Before, the process never ended.
-      #expect(elapsed < .milliseconds(2000), "ended \(elapsed) after the signal")
+      // busy CI machine running the suite in parallel (2.1 s seen under a load of 20 on 2 cores).
+      // Before, the process never ended.
+      #expect(elapsed < .seconds(10), "ended \(elapsed) after the signal")
       #expect(server.stdoutLines.last == "server exit 2 stopped by SIGTERM, killing workers that did not stop in time")
       #expect(server.stderrText.contains("worker 0 ignores its cancellation: abandoned"))
     }
@@ -201,8 +205,9 @@ struct ServerDrainTests {
       let status = await server.exitCode()
       #expect(status == 2, "\(server.stderrText)")
       // The kill grace is 50 ms (measured alone: 57 ms from the signal to the exit); the bound
-      // leaves room for a machine busy with parallel tests. Before: it never ended.
-      #expect(elapsed < .milliseconds(2000), "ended \(elapsed) after the second signal")
+      // leaves room for a machine busy with parallel tests (4 s seen under a load of 20 on 2 cores).
+      // Before: it never ended (the server sets no waitTimeout here).
+      #expect(elapsed < .seconds(10), "ended \(elapsed) after the second signal")
     }
   }
 
