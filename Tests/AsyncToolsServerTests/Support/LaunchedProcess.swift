@@ -66,10 +66,13 @@ final class LaunchedProcess: Sendable {
     // ProcessMonitor.perform resuming a continuation from its monitor thread) into a failed server
     // test. The children still print their reports (to the output these tests capture); only the
     // test process's own reports fail the run.
+    // The children keep the run's other options, its suppressions above all: a suppressed report
+    // would otherwise still be printed there, and TSan's symbolizer would show up as an extra child.
+    let inherited = ChildEnvironment.current.first { $0.hasPrefix("TSAN_OPTIONS=") }.map { $0.dropFirst(13) + ":" } ?? ""
     var environment = ChildEnvironment.current.filter { !$0.hasPrefix("TSAN_OPTIONS=") }
     // atexit_sleep_ms=0: TSan otherwise sleeps a second at exit while other threads run (an abandoned
     // thread worker), which the stop-timing tests would measure.
-    environment.append("TSAN_OPTIONS=halt_on_error=0:exitcode=0:atexit_sleep_ms=0")
+    environment.append("TSAN_OPTIONS=\(inherited)halt_on_error=0:exitcode=0:atexit_sleep_ms=0")
     environment += extra
     let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
     defer { for pointer in envp { free(pointer) } }
@@ -177,7 +180,8 @@ func processExists(_ pid: pid_t) -> Bool {
   kill(pid, 0) == 0 || errno == EPERM
 }
 
-/// The direct children of `pid`, from /proc (what a reaped-and-gone worker must not appear in).
+/// The direct children of `pid`, from /proc (what a reaped-and-gone worker must not appear in),
+/// except a sanitizer's symbolizer.
 func childrenOf(_ pid: pid_t) -> [pid_t] {
   guard let directory = opendir("/proc") else { return [] }
   defer { closedir(directory) }
@@ -187,6 +191,8 @@ func childrenOf(_ pid: pid_t) -> [pid_t] {
     guard let child = pid_t(name), let stat = readFile("/proc/\(child)/stat") else { continue }
     // "pid (comm) state ppid …": comm may contain spaces, so parse after the last ')'.
     guard let close = stat.lastIndex(of: ")") else { continue }
+    // Not a worker: the symbolizer a sanitizer runtime starts to print (or suppress) a report.
+    if stat[..<close].hasSuffix("symbolizer") { continue }
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     if fields.count > 1, pid_t(fields[1]) == pid { children.append(child) }
   }
