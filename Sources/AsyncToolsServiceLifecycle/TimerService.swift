@@ -10,7 +10,8 @@ import ServiceLifecycle
 /// try await group.run()
 /// ```
 ///
-/// `run()` is ``AsyncTools/withTimer(every:initialDelay:policy:schedule:clock:onError:_:body:isolation:)``
+/// `run()` is
+/// ``AsyncTools/withTimer(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:body:isolation:)``
 /// around a wait for graceful shutdown, so every timer semantic applies (first tick at once, delay
 /// policy, schedule, failing ticks reported and the timer lives on).
 ///
@@ -32,7 +33,7 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
   let tick: @Sendable (PeriodicTimer.Tick<C>) async throws -> Void
 
   /// Describes a timer service; for the parameters, see
-  /// ``AsyncTools/PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:_:)``.
+  /// ``AsyncTools/PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)``.
   ///
   /// - Throws: `AsyncToolsError` with code `invalidArgument` for a non-positive `interval` or a
   ///   negative `initialDelay`.
@@ -70,7 +71,7 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
 
 extension TimerService where C == ContinuousClock {
   /// Describes a timer service on `ContinuousClock`; see
-  /// ``init(every:initialDelay:policy:schedule:clock:onError:_:)``.
+  /// ``init(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)``.
   public init(
     every interval: Duration,
     initialDelay: Duration = .zero,

@@ -10,19 +10,23 @@ extension AsyncLRUCache {
     let elapsed = self.elapsed
     let refreshAfter = refreshOnHit ? expireAfter : nil
     var plan: CacheState<Key, Value>.MissPlan
+    let metrics = self.metrics
+    var started = false
     while true {
       plan = withState { state in
         let now = elapsed?()
         return state.joinOrStart(key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } }) {
           flight in
+          started = true
           // The computation's own task: cancelling a caller must not cancel the work others wait for. It captures
           // the cache strongly; every waiter holds the cache too, and the task ends when the work ends.
-          Task {
+          return Task {
             let outcome: Result<Value, any Error>
             do {
               outcome = .success(try await compute(key))
             } catch {
               outcome = .failure(error)
+              if let metrics, !(error is CancellationError) { metrics.loadFailures.increment() }
             }
             self.finish(flight: flight, with: outcome)
           }
@@ -33,6 +37,14 @@ extension AsyncLRUCache {
       // twice is harmless) so that two uncancelled computations for one key never overlap.
       task.cancel()
       withState { $0.cancelIssued(for: abandoned) }
+    }
+    if let metrics {
+      if started {
+        metrics.misses.increment()
+        metrics.loads.increment()
+      } else {
+        metrics.hits.increment()  // a stored value after all, or a computation in flight joined
+      }
     }
     switch plan {
     case .hit(let value):
@@ -63,9 +75,13 @@ extension AsyncLRUCache {
 
   private func finish(flight: UInt64, with outcome: Result<Value, any Error>) {
     let elapsed = self.elapsed
-    let resumptions = withState { state in
-      state.finish(flight: flight, with: outcome, now: elapsed?(), expireAfter: expireAfter, maxSize: maxSize)
+    let metrics = self.metrics
+    let (resumptions, pending) = withState { state in
+      let resumptions = state.finish(
+        flight: flight, with: outcome, now: elapsed?(), expireAfter: expireAfter, maxSize: maxSize)
+      return (resumptions, metrics?.pending(state.storage))
     }
+    if let metrics, let pending { metrics.apply(pending) }
     for (continuation, outcome) in resumptions {
       continuation.resume(with: outcome)
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// An async memo table: a least-recently-used cache whose misses run an async computation exactly once per key,
@@ -36,6 +37,8 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   public let refreshOnHit: Bool
 
   @usableFromInline let mutex: Locked<CacheState<Key, Value>>
+  /// The swift-metrics instruments, if the cache was created with `metrics:`.
+  @usableFromInline let metrics: CacheMetrics?
   /// The injected clock, erased to "time elapsed since the cache was created"; `nil` without a TTL, so that a cache
   /// without expiry never reads a clock.
   @usableFromInline let elapsed: (@Sendable () -> Duration)?
@@ -47,10 +50,13 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   ///   - expireAfter: How long a value lives after its computation completed (`nil`: forever). Must be positive.
   ///   - refreshOnHit: Whether a hit restarts the expiry period (aiotools never does; default `false`).
   ///   - clock: The clock expiry is measured on.
+  ///   - metrics: Opt-in swift-metrics instrumentation (hits, misses, loads, load failures, evictions by
+  ///     reason, size) under the dimension `cache`; `nil` (the default) records nothing.
   /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `maxSize` or `expireAfter` is zero or negative.
   public init(
     maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false,
-    clock: some Clock<Duration> = ContinuousClock()
+    clock: some Clock<Duration> = ContinuousClock(),
+    metrics: MetricsConfiguration? = nil
   ) throws(AsyncToolsError) {
     if let maxSize, maxSize <= 0 {
       throw .invalidArgument("maxSize must be positive or nil (unbounded), got \(maxSize)")
@@ -66,6 +72,7 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
       elapsed = nil
     }
     mutex = Locked(CacheState(usesExpiry: expireAfter != nil))
+    self.metrics = metrics.map(CacheMetrics.init)
   }
 
   /// Returns the cached value for `key`, or runs `compute` to produce it (once, however many callers miss together).
@@ -106,9 +113,11 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     // the time of the lock section itself, to keep the expiry list sorted.
     let now = elapsed?()
     let newExpiry = refreshOnHit ? now.flatMap { now in expireAfter.map { now + $0 } } : nil
-    return withState { state in
+    let value = withState { state in
       state.hit(key, now: now, refreshingTo: newExpiry)
     }
+    if let metrics, value != nil { metrics.hits.increment() }
+    return value
   }
 
   /// Runs `body` with exclusive access to the cache's state: the one lock every operation goes through.
@@ -146,11 +155,15 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// The cache's statistics. Expired entries are purged first, so ``CacheInfo/currentSize`` is exact.
   public func info() -> CacheInfo {
     let now = elapsed
-    return withState { state in
+    let metrics = self.metrics
+    let (info, pending) = withState { state in
       if let now = now?() { state.storage.purgeExpired(now: now) }
-      return CacheInfo(
+      let info = CacheInfo(
         hits: state.hits, misses: state.misses, maxSize: maxSize, currentSize: state.storage.count,
         inFlight: state.inFlightCount)
+      return (info, metrics?.pending(state.storage))
     }
+    if let metrics, let pending { metrics.apply(pending) }
+    return info
   }
 }

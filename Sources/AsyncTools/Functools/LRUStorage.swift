@@ -38,6 +38,10 @@ struct LRUStorage<Key: Hashable, Value> {
   @usableFromInline var latest = Self.none
   @usableFromInline var freeHead = Self.none
   @usableFromInline var count = 0
+  /// Entries evicted to respect the size limit, and entries removed because they expired, since the
+  /// storage was created (kept across ``removeAll()``): what ``CacheMetrics`` reports.
+  @usableFromInline var sizeEvictions = 0
+  @usableFromInline var expirations = 0
   @usableFromInline let usesExpiry: Bool
 
   @usableFromInline
@@ -52,6 +56,7 @@ struct LRUStorage<Key: Hashable, Value> {
     guard let node = index[key] else { return nil }
     if let now, nodes[node].expiresAt <= now {
       remove(node)
+      expirations &+= 1
       return nil
     }
     promote(node)
@@ -106,7 +111,10 @@ struct LRUStorage<Key: Hashable, Value> {
   /// Removes the least recently used entry.
   @usableFromInline
   mutating func evictLeastRecent() {
-    if leastRecent != Self.none { remove(leastRecent) }
+    if leastRecent != Self.none {
+      remove(leastRecent)
+      sizeEvictions &+= 1
+    }
   }
 
   /// Removes every entry that has expired at `now`.
@@ -114,12 +122,15 @@ struct LRUStorage<Key: Hashable, Value> {
   mutating func purgeExpired(now: Duration) {
     while soonest != Self.none, nodes[soonest].expiresAt <= now {
       remove(soonest)
+      expirations &+= 1
     }
   }
 
   @usableFromInline
   mutating func removeAll() {
+    let (sizeEvictions, expirations) = (self.sizeEvictions, self.expirations)
     self = LRUStorage(usesExpiry: usesExpiry)
+    (self.sizeEvictions, self.expirations) = (sizeEvictions, expirations)
   }
 
   // MARK: - Links

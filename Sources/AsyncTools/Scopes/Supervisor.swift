@@ -1,7 +1,8 @@
 /// A task scope for children that must not take each other down, with Erlang/OTP-style restart policies.
 ///
-/// You get a `Supervisor` from ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:_:)``. It is
-/// a ``TaskScope`` (a child failure goes to the error handler and cancels nobody) plus, per child, a
+/// You get a `Supervisor` from
+/// ``withSupervisor(intensity:backoff:clock:random:metrics:isolation:errorHandler:_:)``.
+/// It is a ``TaskScope`` (a child failure goes to the error handler and cancels nobody) plus, per child, a
 /// ``RestartPolicy``, a shared ``RestartIntensity`` limit and a ``Backoff`` between restarts:
 ///
 /// ```swift
@@ -117,8 +118,11 @@ public struct Supervisor: ~Copyable {
 ///   - backoff: The delay before restarts. Default: 100 ms doubling to 30 s, 20 % jitter.
 ///   - clock: The clock for backoff sleeps and the intensity window; a `VirtualClock` in tests.
 ///   - random: The source of jitter; pass a seeded generator for reproducible delays.
+///   - metrics: Opt-in swift-metrics instrumentation (restarts and give-ups per child) under the
+///     dimensions `supervisor` and `child`; `nil` (the default) records nothing.
 ///   - isolation: The actor the body runs on; inferred from the caller.
-///   - errorHandler: Receives every child failure; defaults to ``TaskScope/logChildFailure``.
+///   - errorHandler: Receives every child failure; defaults to ``TaskScope/logChildFailure``
+///     (``TaskScope/logChildFailure(to:)`` logs to your own `Logger`).
 ///   - body: Adds children and computes the supervisor's value.
 /// - Throws: ``AsyncToolsError`` with code ``AsyncToolsError/Code/invalidArgument`` for an invalid `intensity` or
 ///   `backoff` (before anything runs), the body's error, ``SupervisorError``, or `CancellationError`.
@@ -127,6 +131,7 @@ public func withSupervisor<Result>(
   backoff: Backoff = .default,
   clock: some Clock<Duration> = ContinuousClock(),
   random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+  metrics: MetricsConfiguration? = nil,
   isolation: isolated (any Actor)? = #isolation,
   errorHandler: @escaping @Sendable (any Error) -> Void = TaskScope.logChildFailure,
   _ body: (inout Supervisor) async throws -> Result
@@ -134,7 +139,8 @@ public func withSupervisor<Result>(
   try intensity.validate()
   try backoff.validate()
   let core = SupervisorCore(
-    intensity: intensity, backoff: backoff, clock: clock, random: random, errorHandler: errorHandler)
+    intensity: intensity, backoff: backoff, clock: clock, random: random, errorHandler: errorHandler,
+    metrics: metrics)
   let result = try await withTaskScope(isolation: isolation, errorHandler: errorHandler) { scope in
     var supervisor = Supervisor(scope: TaskScope(group: scope.group, core: scope.core), core: core)
     return try await body(&supervisor)

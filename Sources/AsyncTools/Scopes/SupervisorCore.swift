@@ -14,6 +14,8 @@ final class SupervisorCore: Sendable {
   let intensity: RestartIntensity
   let backoff: Backoff
   let errorHandler: @Sendable (any Error) -> Void
+  /// The swift-metrics instruments, if the supervisor was started with `metrics:`.
+  let metrics: SupervisorMetrics?
   private let elapsed: @Sendable () -> Duration
   private let sleep: @Sendable (Duration) async throws -> Void
   private let random: Locked<any RandomNumberGenerator & Sendable>
@@ -22,9 +24,10 @@ final class SupervisorCore: Sendable {
 
   init<C: Clock<Duration>>(
     intensity: RestartIntensity, backoff: Backoff, clock: C, random: some RandomNumberGenerator & Sendable,
-    errorHandler: @escaping @Sendable (any Error) -> Void
+    errorHandler: @escaping @Sendable (any Error) -> Void, metrics: MetricsConfiguration? = nil
   ) {
     self.intensity = intensity
+    self.metrics = metrics.map(SupervisorMetrics.init)
     self.backoff = backoff
     self.errorHandler = errorHandler
     let start = clock.now
@@ -93,7 +96,11 @@ final class SupervisorCore: Sendable {
       state.restarts.append(now)
       return nil
     }
-    if let error { throw error }
+    if let error {
+      metrics?.gaveUp(child)
+      throw error
+    }
+    metrics?.restarted(child)
   }
 
   private func randomUnit() -> Double {

@@ -1,0 +1,31 @@
+import CoreMetrics
+import Synchronization
+
+/// The swift-metrics instruments of one supervisor (see ``MetricsConfiguration``), dimensions
+/// `supervisor` and `child`: restarts and give-ups per child. Counters are made on a child's first
+/// restart and kept, so a child with no restart costs nothing.
+final class SupervisorMetrics: Sendable {
+  private let configuration: MetricsConfiguration
+  private let restarts = Mutex<[String: Counter]>([:])
+
+  init(_ configuration: MetricsConfiguration) {
+    self.configuration = configuration
+  }
+
+  /// `child` is being restarted.
+  func restarted(_ child: String) {
+    let counter = restarts.withLock { counters in
+      if let counter = counters[child] { return counter }
+      let counter = configuration.counter(
+        "asynctools_supervisor_restarts_total", kind: "supervisor", [("child", child)])
+      counters[child] = counter
+      return counter
+    }
+    counter.increment()
+  }
+
+  /// The supervisor gave up because `child`'s restart crossed the intensity limit.
+  func gaveUp(_ child: String) {
+    configuration.counter("asynctools_supervisor_give_ups_total", kind: "supervisor", [("child", child)]).increment()
+  }
+}
