@@ -105,10 +105,19 @@ let package = Package(
       swiftSettings: strict
     ),
 
+    // What every test target shares: gates, counters, logs, test errors, the stress knobs (iterations, seed,
+    // replay), a pthread lock for raw threads. One place, as swift-async-algorithms keeps one `Support/` folder.
+    .target(
+      name: "AsyncToolsTestSupport",
+      dependencies: ["AsyncTools"],
+      path: "Tests/Support",
+      swiftSettings: strict
+    ),
+
     .testTarget(
       name: "AsyncToolsTests",
       dependencies: [
-        "AsyncTools", "AsyncToolsTesting", "AsyncToolsServiceLifecycle",
+        "AsyncTools", "AsyncToolsTesting", "AsyncToolsTestSupport", "AsyncToolsServiceLifecycle",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -121,20 +130,21 @@ let package = Package(
     .testTarget(
       name: "AsyncToolsTestingTests",
       dependencies: [
-        "AsyncTools", "AsyncToolsTesting",
+        "AsyncTools", "AsyncToolsTesting", "AsyncToolsTestSupport",
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
       ],
       swiftSettings: strict
     ),
     .testTarget(
       name: "AsyncToolsProcessTests",
-      dependencies: ["AsyncToolsProcess", "AsyncToolsTestChild"],
+      dependencies: ["AsyncToolsProcess", "AsyncToolsTestChild", "AsyncToolsTesting", "AsyncToolsTestSupport"],
       swiftSettings: strict
     ),
     .testTarget(
       name: "AsyncToolsServerTests",
       dependencies: [
-        "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "CAsyncToolsShims", "EchoServer",
+        "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "AsyncToolsTestSupport", "CAsyncToolsShims",
+        "EchoServer",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),

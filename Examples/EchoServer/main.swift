@@ -7,13 +7,13 @@
 // from it and serves its connections on its own NIO event loop. The echo path is plain NIO (a
 // ChannelInboundHandler): nothing of AsyncTools sits between a connection and the handler.
 // Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP replaces the workers one at a time without
-// refusing a connection.
+// refusing a connection. `echo-server --help` lists the flags, signals, exit statuses and the
+// worker-failure policy (EchoServerCommand.swift).
 import ArgumentParser
 import AsyncTools
 import AsyncToolsServer
 import NIOCore
 import NIOPosix
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -21,24 +21,22 @@ import Glibc
 import Darwin
 #endif
 
-struct EchoServerCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "echo-server", abstract: "A TCP echo server with prefork (or threaded) workers.")
-
-  @Option(help: "The address to listen on.") var host = "127.0.0.1"
-  @Option(help: "The port to listen on (0: any free port).") var port = 8888
-  @Option(help: "How many workers.") var workers = 2
-  @Flag(help: "Run workers as tasks in one process instead of worker processes.") var threads = false
-  @Option(help: "Seconds the workers get to stop before they are killed.") var waitTimeout: Double = 10
-}
-
-/// Echoes every byte back: the NIO example handler, the whole hot path.
+/// Echoes every byte back: the NIO example handler, the whole hot path. It tells the worker's
+/// connection drain when a request (bytes read) is in flight and when its reply is written, so a
+/// stopping worker closes an idle connection at once and a busy one right after its reply.
 final class EchoHandler: ChannelInboundHandler, Sendable {
   typealias InboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
 
+  let connection: ConnectionDrain.Connection
+
+  init(_ connection: ConnectionDrain.Connection) { self.connection = connection }
+
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    context.write(data, promise: nil)
+    connection.requestStarted()
+    let promise = context.eventLoop.makePromise(of: Void.self)
+    promise.futureResult.whenComplete { [connection] _ in connection.requestFinished() }
+    context.write(data, promise: promise)
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
@@ -50,75 +48,41 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
   }
 }
 
-/// Counts this worker's open connections, so a stopping worker can let them finish.
-final class OpenConnections: Sendable {
-  private let state = Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
-
-  /// Counts a connection from the moment it is accepted (before NIO has set it up) until its
-  /// channel closes, or NIO fails to adopt it.
-  func track(_ channel: EventLoopFuture<Channel>) {
-    state.withLock { $0.count += 1 }
-    channel.whenComplete { result in
-      switch result {
-      case .success(let channel): channel.closeFuture.whenComplete { _ in self.closed() }
-      case .failure: self.closed()
-      }
-    }
-  }
-
-  private func closed() {
-    let waiters = state.withLock { state in
-      state.count -= 1
-      guard state.count == 0 else { return [CheckedContinuation<Void, Never>]() }
-      defer { state.waiters = [] }
-      return state.waiters
-    }
-    for waiter in waiters { waiter.resume() }
-  }
-
-  /// Returns once no connection is open.
-  func drained() async {
-    await withCheckedContinuation { continuation in
-      let now = state.withLock { state in
-        if state.count == 0 { return true }
-        state.waiters.append(continuation)
-        return false
-      }
-      if now { continuation.resume() }
-    }
-  }
-}
-
 /// One worker: a one-thread NIO event loop group serving the connections this worker accepts from
-/// the shared listening socket, until the server stops it. Then it stops accepting (the kernel's
-/// queue stays with the other workers), lets its open connections finish for up to a second, and
-/// closes the rest: a rolling restart drops nothing.
+/// the shared listening socket, until the server stops it; then the library's drain
+/// (`serveConnections`): stop accepting (a server stop has already made the port refuse new
+/// connections; in a rolling restart the other workers keep accepting), close idle connections at
+/// once and busy ones after their reply, all of them at the graceful shutdown timeout.
 @Sendable func echoWorker(_ context: WorkerContext) async throws {
   let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-  let open = OpenConnections()
-  let bootstrap = ClientBootstrap(group: group)
-    .channelOption(.socketOption(.tcp_nodelay), value: 1)
-    .channelInitializer { channel in
-      channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+  try await context.serveConnections { socket, connection in
+    // Accepting is the only AsyncTools code per connection; each connection is then plain NIO.
+    let channel = ClientBootstrap(group: group)
+      .channelOption(.socketOption(.tcp_nodelay), value: 1)
+      .channelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler(connection)) }
+      }
+      .withConnectedSocket(socket)
+    channel.whenComplete { result in
+      switch result {
+      case .success(let channel):
+        connection.setCloseHandler { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in connection.closed() }
+      case .failure:
+        connection.closed()
+      }
     }
-  let connections = context.acceptedConnections()!
-  // Accepting is the only AsyncTools code per connection; each connection is then plain NIO.
-  let acceptor = Task {
-    for await socket in connections { open.track(bootstrap.withConnectedSocket(socket)) }
   }
-  _ = await context.stopSignal()
-  connections.stopAccepting()
-  await acceptor.value  // every connection accepted so far is now NIO's
-  _ = try? await moveOnAfter(.seconds(1)) { await open.drained() }
-  // Closes the connections still open, then the event loop.
   try await group.shutdownGracefully()
 }
 
 let options = EchoServerCommand.parseOrExit()
-var configuration = ServerConfiguration(
-  mode: options.threads ? .threads : .processes, numWorkers: options.workers,
-  listen: .init(host: options.host, port: options.port))
-configuration.waitTimeout = .milliseconds(Int(options.waitTimeout * 1000))
+let configuration: ServerConfiguration
+do {
+  configuration = try options.serverConfiguration()
+} catch {
+  EchoServerCommand.exit(withError: error)
+}
 
 do {
   let result = try await startServer(configuration: configuration, worker: echoWorker) { server in

@@ -19,7 +19,15 @@ extension ChildProcess {
   /// try await child.wait()  // .exited(2)
   /// ```
   ///
-  /// The handshake cannot hang: readiness is raced against the child's exit.
+  /// The handshake cannot hang: readiness is raced against the child's exit and against
+  /// ``Options/readinessTimeout`` (30 seconds by default). A child that neither becomes ready nor
+  /// dies in that time is killed with SIGKILL and reaped, and the call throws
+  /// ``ProcessError/readinessTimedOut(_:)``.
+  ///
+  /// With ``Options/parentDeathSignal`` set, the child never outlives this process, at any point
+  /// of its life: the signal is armed when the child's executable is loaded, before its Swift
+  /// runtime and `main` start, and the child then checks that its parent is still this process
+  /// (if it died in between, the child delivers the signal to itself).
   ///
   /// - Parameters:
   ///   - entry: a name registered with ``register(entry:_:)``.
@@ -31,6 +39,7 @@ extension ChildProcess {
   /// - Throws: ``ProcessError/unknownEntryPoint(_:)`` when this process registered entry points
   ///   but not `entry` (checked before starting anything) or when the child does not know it;
   ///   ``ProcessError/diedBeforeReady(_:)`` when the child dies before it is ready;
+  ///   ``ProcessError/readinessTimedOut(_:)`` when it is not ready within ``Options/readinessTimeout``;
   ///   `CancellationError` when the calling task is cancelled during the handshake (the child is
   ///   then killed with SIGKILL and reaped); `AsyncToolsError` `.invalidArgument` for bad arguments.
   public static func fork(
@@ -66,116 +75,51 @@ extension ChildProcess {
     fileDescriptors: [Int32: Int32] = [:],
     options: Options = Options()
   ) async throws -> ChildProcess {
-    try options.validate()
     guard !entry.isEmpty else { throw AsyncToolsError.invalidArgument("entry point name must not be empty") }
-    try SpawnRequest.validate(fileDescriptors: fileDescriptors)
-    // Handshake variables from the caller's environment (or ours, if we are an entry point that
-    // forks again) must not shadow the ones added below.
-    var variables = try (environment.map(environmentStrings) ?? currentEnvironment()).filter { variable in
-      !ChildEnvironment.all.contains { variable.hasPrefix($0 + "=") }
-    }
-
-    var pipeFDs: [Int32] = [-1, -1]
-    guard asynctools_pipe2(&pipeFDs, O_CLOEXEC | O_NONBLOCK) == 0 else {
-      throw ProcessError.systemCallFailed("pipe2", errno: errno)
-    }
-    let (readEnd, writeEnd) = (pipeFDs[0], pipeFDs[1])
-    defer { close(readEnd) }
-    // The child's end goes right above every descriptor the caller passes.
-    let readyFD = max(2, fileDescriptors.keys.max() ?? 2) + 1
-    var descriptors = fileDescriptors
-    descriptors[readyFD] = writeEnd
-
-    variables.append("\(ChildEnvironment.entry)=\(entry)")
-    variables.append("\(ChildEnvironment.arguments)=\(ChildEnvironment.encode(arguments))")
-    variables.append("\(ChildEnvironment.readyFD)=\(readyFD)")
-    if let signal = options.parentDeathSignal {
-      variables.append("\(ChildEnvironment.parentPID)=\(getpid())")
-      variables.append("\(ChildEnvironment.deathSignal)=\(signal)")
-    }
-    let request = SpawnRequest(
+    let (child, readiness) = try await reexecute(
       executable: executable,
       // argv[0]: this program's own for a fork, so the child reads like its parent in `ps`.
-      arguments: [executable == selfExecutable ? (CommandLine.arguments.first ?? executable) : executable],
-      environment: variables,
-      workingDirectory: workingDirectory,
-      fileDescriptors: descriptors,
-      closeOtherDescriptors: options.closeOtherDescriptors,
-      processGroup: options.processGroup,
-      blockedSignals: options.blockedSignals)
-    do {
-      try request.validateStrings()
-      if arguments.contains(where: { $0.utf8.contains(0) }) {
-        throw AsyncToolsError.invalidArgument("arguments must not contain NUL characters")
-      }
-    } catch {
-      close(writeEnd)
-      throw error
-    }
-    let child: ChildProcess
-    do {
-      child = try await launch(request, usePidfd: options.usePidfd)
-      close(writeEnd)  // only the child holds it now: its exit makes the pipe read end of file
-    } catch {
-      close(writeEnd)
-      throw error
-    }
-    try await awaitReadiness(of: child, entry: entry, pipe: readEnd)
+      argv: [executable == selfExecutable ? (CommandLine.arguments.first ?? executable) : executable],
+      target: .entryPoint(entry), arguments: arguments, environment: environment,
+      workingDirectory: workingDirectory, fileDescriptors: fileDescriptors, options: options)
+    try await awaitReadiness(of: child, readiness, entry: entry, timeout: options.readinessTimeout)
     return child
   }
 
-  /// The running program, even if its file was replaced or deleted since it started.
-  static let selfExecutable = "/proc/self/exe"
-
-  private enum HandshakeEvent: Sendable {
-    case readable
-    case exited
+  /// Waits for the handshake; on any outcome but readiness the child is killed (if still running)
+  /// and reaped before the error is thrown, so a failed fork leaves nothing behind.
+  private static func awaitReadiness(
+    of child: ChildProcess, _ readiness: Readiness, entry: String, timeout: Duration?
+  ) async throws {
+    let outcome: Readiness.Outcome
+    do {
+      outcome = try await readiness.wait(timeout: timeout)
+    } catch {
+      // Cancelled during the handshake (or a statusUnavailable from the wait): do not leave a
+      // half-started child behind.
+      await killAndReap(child)
+      throw error
+    }
+    switch outcome {
+    case .ready:
+      return
+    case .unknownEntry:
+      _ = await child.waitUncancellable()
+      throw ProcessError.unknownEntryPoint(entry)
+    case .timedOut:
+      await killAndReap(child)
+      throw ProcessError.readinessTimedOut(timeout ?? .zero)
+    case .notReady:
+      // SIGKILL does not change the status of a child that is already exiting; it stops one that
+      // closed the pipe and lives on, so the wait cannot hang.
+      _ = try? child.send(signal: SIGKILL)
+      throw ProcessError.diedBeforeReady(try await child.waitUncancellable().get())
+    }
   }
 
-  /// Races the readiness pipe against the child's exit, so a child that dies before writing its
-  /// byte (or that leaked the pipe to a grandchild) cannot hang the parent.
-  private static func awaitReadiness(of child: ChildProcess, entry: String, pipe: Int32) async throws {
-    let monitor = try ProcessMonitor.shared()
-    while true {
-      let event: HandshakeEvent
-      do {
-        event = try await withThrowingTaskGroup(of: HandshakeEvent.self) { group in
-          group.addTask {
-            try await monitor.waitReadable(pipe)
-            return .readable
-          }
-          group.addTask {
-            _ = try await child.wait()
-            return .exited
-          }
-          defer { group.cancelAll() }
-          return try await group.next()!
-        }
-      } catch {
-        // Cancelled during the handshake (or a statusUnavailable from the wait): do not leave a
-        // half-started child behind.
-        _ = try? child.send(signal: SIGKILL)
-        _ = await child.waitUncancellable()
-        throw error
-      }
-
-      var byte: UInt8 = 0
-      let count = read(pipe, &byte, 1)
-      if count == 1 && byte == ChildEnvironment.readyByte { return }
-      if count == 1 && byte == ChildEnvironment.unknownEntryByte {
-        _ = await child.waitUncancellable()
-        throw ProcessError.unknownEntryPoint(entry)
-      }
-      if count < 0 && (errno == EAGAIN || errno == EINTR) && event == .readable {
-        continue  // a spurious wake-up: wait again
-      }
-      // End of file (the child closed its end, normally by dying), an unexpected byte, or an exit
-      // with nothing written. SIGKILL does not change the status of a child that is already exiting;
-      // it stops one that closed the pipe and lives on, so the wait below cannot hang.
-      _ = try? child.send(signal: SIGKILL)
-      let outcome = await child.waitUncancellable()
-      throw ProcessError.diedBeforeReady(try outcome.get())
-    }
+  private static func killAndReap(_ child: ChildProcess) async {
+    _ = try? child.send(signal: SIGKILL)
+    _ = await child.waitUncancellable()
   }
 }
 #endif

@@ -26,10 +26,11 @@ extension ChildProcess {
     ///
     /// Only for children started at an entry point
     /// (``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``): `posix_spawn`
-    /// cannot run `prctl` between fork and exec, so the child's ``ChildProcess/bootstrap()`` sets it
-    /// and then checks that its parent is still this process (if the parent died before the `prctl`,
-    /// the child raises the signal on itself at once). Spawning an external executable with a
-    /// parent-death signal is rejected.
+    /// cannot run `prctl` between fork and exec, so the child sets it itself, as early as it can —
+    /// in a load-time constructor of this library, before the Swift runtime and `main` start — and
+    /// then checks that its parent is still this process (if the parent died before the `prctl`,
+    /// the child raises the signal on itself at once). A child that hangs before it is ready is
+    /// covered too. Spawning an external executable with a parent-death signal is rejected.
     public var parentDeathSignal: Int32?
     /// Watch the child through a pidfd when the kernel supports it (Linux 5.4). Default: `true`.
     /// `false` selects the fallback (one thread per child blocked in `waitid(P_PID)`, signals
@@ -43,6 +44,16 @@ extension ChildProcess {
     /// unblocks it once its handler is installed (a Dispatch or `UnixSignals` source reads pending
     /// signals). Dispositions are reset to their defaults either way.
     public var blockedSignals: [Int32]
+    /// How long ``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)`` waits
+    /// for the child to report that it is ready. A child that is not ready in time is killed with
+    /// SIGKILL and reaped, and the call throws ``ProcessError/readinessTimedOut(_:)``. `nil` waits
+    /// as long as it takes (a child that dies is still noticed at once). Must be positive.
+    /// Default: 30 seconds. Ignored for external executables, which have no handshake.
+    public var readinessTimeout: Duration?
+
+    /// The default of ``readinessTimeout``: generous for a program's start-up on a loaded machine,
+    /// short enough that a hung child is reported.
+    public static let defaultReadinessTimeout: Duration = .seconds(30)
 
     /// Creates options; every parameter defaults to the documented default of its property.
     public init(
@@ -50,13 +61,15 @@ extension ChildProcess {
       closeOtherDescriptors: Bool = true,
       parentDeathSignal: Int32? = nil,
       usePidfd: Bool = true,
-      blockedSignals: [Int32] = []
+      blockedSignals: [Int32] = [],
+      readinessTimeout: Duration? = Options.defaultReadinessTimeout
     ) {
       self.processGroup = processGroup
       self.closeOtherDescriptors = closeOtherDescriptors
       self.parentDeathSignal = parentDeathSignal
       self.usePidfd = usePidfd
       self.blockedSignals = blockedSignals
+      self.readinessTimeout = readinessTimeout
     }
 
     func validate() throws(AsyncToolsError) {
@@ -66,6 +79,7 @@ extension ChildProcess {
       if let signal = blockedSignals.first(where: { !(1...64).contains($0) }) {
         throw .invalidArgument("blockedSignals must hold signal numbers in 1...64, got \(signal)")
       }
+      try readinessTimeout?.requirePositive("readinessTimeout")
     }
   }
 }

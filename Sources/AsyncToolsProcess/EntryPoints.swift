@@ -4,69 +4,6 @@ import CAsyncToolsShims
 import Glibc
 import Synchronization
 
-/// The environment a parent uses to tell a re-executed child which entry point to run.
-enum ChildEnvironment {
-  static let entry = "ASYNCTOOLS_ENTRY"
-  static let arguments = "ASYNCTOOLS_ARGS"
-  static let readyFD = "ASYNCTOOLS_READY_FD"
-  static let parentPID = "ASYNCTOOLS_PARENT_PID"
-  static let deathSignal = "ASYNCTOOLS_DEATH_SIGNAL"
-  static let all = [entry, arguments, readyFD, parentPID, deathSignal]
-
-  /// Handshake bytes written to the readiness pipe.
-  static let readyByte: UInt8 = 0x52  // "R": the entry point is about to run
-  static let unknownEntryByte: UInt8 = 0x55  // "U": no such entry point
-  /// The exit code of a child asked for an entry point it does not have.
-  static let unknownEntryExitCode: Int32 = 127
-  /// The exit code of a child whose handshake environment is malformed.
-  static let malformedExitCode: Int32 = 126
-
-  /// `count:hex,hex,…` — hex of each argument's UTF-8, so any string survives the environment.
-  static func encode(_ arguments: [String]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var bytes: [UInt8] = Array("\(arguments.count):".utf8)
-    for (index, argument) in arguments.enumerated() {
-      if index > 0 { bytes.append(UInt8(ascii: ",")) }
-      for byte in argument.utf8 {
-        bytes.append(digits[Int(byte >> 4)])
-        bytes.append(digits[Int(byte & 0xF)])
-      }
-    }
-    return String(decoding: bytes, as: UTF8.self)
-  }
-
-  static func decode(_ encoded: String) -> [String]? {
-    let utf8 = Array(encoded.utf8)
-    guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")),
-      let count = Int(String(decoding: utf8[..<colon], as: UTF8.self)), count >= 0
-    else { return nil }
-    if count == 0 { return colon == utf8.count - 1 ? [] : nil }
-    let fields = utf8[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-    guard fields.count == count else { return nil }
-    var result: [String] = []
-    for field in fields {
-      guard field.count % 2 == 0 else { return nil }
-      var bytes: [UInt8] = []
-      var index = field.startIndex
-      while index < field.endIndex {
-        guard let high = hexValue(field[index]), let low = hexValue(field[index + 1]) else { return nil }
-        bytes.append(high << 4 | low)
-        index += 2
-      }
-      result.append(String(decoding: bytes, as: UTF8.self))
-    }
-    return result
-  }
-
-  private static func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-    default: nil
-    }
-  }
-}
-
 /// The process-wide table of entry points.
 struct EntryPointRegistry {
   typealias Body = @Sendable ([String]) async throws -> Int32
@@ -129,77 +66,37 @@ extension ChildProcess {
   /// Turns a re-executed copy of this program into the requested child; call it once, at the top of
   /// `main`, after registering entry points.
   ///
-  /// In a normal process it returns at once. In a child started by
+  /// In a normal process it returns at once (also in a copy re-executed for a role that library
+  /// code claims later, such as an AsyncToolsServer worker). In a child started by
   /// ``fork(entry:arguments:environment:fileDescriptors:options:)`` it never returns:
   /// 1. it removes the `ASYNCTOOLS_*` variables from the environment (so the child's own children
   ///    do not mistake themselves for entry points);
-  /// 2. it sets the parent-death signal, if requested, and checks the parent is still alive;
+  /// 2. it checks the parent is still alive (the parent-death signal, if requested, was armed
+  ///    before `main` ran);
   /// 3. it reports readiness to the parent (or that the entry point is unknown, exit code 127);
   /// 4. it runs the entry point and exits with its code (1 if it throws).
   public static func bootstrap() async {
-    let name = EntryPointRegistry.shared.withLock { registry -> String? in
-      registry.bootstrapped = true
-      return getenv(ChildEnvironment.entry).map { String(cString: $0) }
-    }
-    guard let name else { return }
-    let encodedArguments = getenv(ChildEnvironment.arguments).map { String(cString: $0) }
-    let readyFD = getenv(ChildEnvironment.readyFD).flatMap { Int32(String(cString: $0)) }
-    let parentPID = getenv(ChildEnvironment.parentPID).flatMap { Int32(String(cString: $0)) }
-    let deathSignal = getenv(ChildEnvironment.deathSignal).flatMap { Int32(String(cString: $0)) }
-    for variable in ChildEnvironment.all { unsetenv(variable) }
-
-    guard let readyFD, let encodedArguments, let arguments = ChildEnvironment.decode(encodedArguments) else {
-      printError("malformed \(ChildEnvironment.all.joined(separator: "/")) environment for entry point \"\(name)\"")
-      exit(ChildEnvironment.malformedExitCode)
-    }
-    // The descriptor must not leak into this child's own children.
-    _ = fcntl(readyFD, F_SETFD, FD_CLOEXEC)
-
-    if let deathSignal {
-      _ = asynctools_set_parent_death_signal(deathSignal)
-      // The parent may have died before prctl: then the signal will never come, so deliver it now.
-      if let parentPID, getppid() != parentPID {
-        kill(getpid(), deathSignal)
-        exit(ChildEnvironment.malformedExitCode)
-      }
-    }
-
+    EntryPointRegistry.shared.withLock { $0.bootstrapped = true }
+    guard let child = ReexecutedChild.claimEntryPoint(), case .entryPoint(let name) = child.target else { return }
     let body = EntryPointRegistry.shared.withLock { registry -> EntryPointRegistry.Body? in
       registry.currentEntryPoint = name
       return registry.entries[name]
     }
     guard let body else {
-      writeByte(ChildEnvironment.unknownEntryByte, to: readyFD)
-      printError("no entry point named \"\(name)\" is registered")
-      exit(ChildEnvironment.unknownEntryExitCode)
+      child.reportUnknownEntry()
+      ReexecutedChild.printError("no entry point named \"\(name)\" is registered")
+      exit(ReexecutionEnvironment.unknownEntryExitCode)
     }
-    writeByte(ChildEnvironment.readyByte, to: readyFD)
-    close(readyFD)
+    child.reportReady()
 
     let code: Int32
     do {
-      code = try await body(arguments)
+      code = try await body(child.arguments)
     } catch {
-      printError("entry point \"\(name)\" failed: \(error)")
+      ReexecutedChild.printError("entry point \"\(name)\" failed: \(error)")
       code = 1
     }
     exit(code)
-  }
-
-  private static func writeByte(_ byte: UInt8, to fd: Int32) {
-    var byte = byte
-    while write(fd, &byte, 1) < 0 && errno == EINTR {}
-  }
-
-  private static func printError(_ message: String) {
-    let program = CommandLine.arguments.first ?? "child"
-    var bytes = Array("\(program): \(message)\n".utf8)[...]
-    while !bytes.isEmpty {
-      let written = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-      if written < 0 && errno == EINTR { continue }
-      if written <= 0 { return }
-      bytes = bytes.dropFirst(written)
-    }
   }
 }
 #endif

@@ -14,6 +14,9 @@ public enum ProcessError: Error, Sendable, Hashable, CustomStringConvertible {
   /// A child started with an entry point died before it reported being ready (it crashed during
   /// start-up, was killed, or its `main` does not call ``ChildProcess/bootstrap()``).
   case diedBeforeReady(ChildProcess.ExitStatus)
+  /// A child started with an entry point did not report that it is ready within
+  /// ``ChildProcess/Options/readinessTimeout`` (this duration); it was killed with SIGKILL and reaped.
+  case readinessTimedOut(Duration)
   /// The child (or, for ``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``,
   /// this process) has no entry point registered under this name.
   case unknownEntryPoint(String)
@@ -32,6 +35,8 @@ public enum ProcessError: Error, Sendable, Hashable, CustomStringConvertible {
       "cannot start a child in working directory \(path): \(Self.errorString(code))"
     case .diedBeforeReady(let status):
       "child process died before it was ready: \(status)"
+    case .readinessTimedOut(let timeout):
+      "child process was not ready within \(timeout); it was killed"
     case .unknownEntryPoint(let name):
       "no entry point named \"\(name)\" is registered (entry points must be registered before bootstrap())"
     case .statusUnavailable(let pid):

@@ -1,3 +1,5 @@
+import CAsyncToolsShims
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -8,7 +10,8 @@ import Darwin
 
 /// The connections a worker accepts from the shared listening socket: an `AsyncSequence` of
 /// connected, non-blocking socket descriptors, each owned by the consumer (hand it to SwiftNIO's
-/// `ClientBootstrap.withConnectedSocket(_:)`, or close it).
+/// `ClientBootstrap.withConnectedSocket(_:)`, or close it). Most workers use it through
+/// ``WorkerContext/serveConnections(drain:_:)``, which also drains the connections on stop.
 ///
 /// Why not adopt the shared socket with `ServerBootstrap.withBoundSocket(_:)` in every worker:
 /// every worker's event loop is woken for each new connection, one wins the `accept`, and the
@@ -20,13 +23,20 @@ import Darwin
 ///
 /// The sequence takes ownership of the listening descriptor and closes it when accepting ends:
 /// after ``stopAccepting()`` (graceful: the connections accepted so far are still delivered, then
-/// the iteration ends), or when the iteration ends (the consuming task is cancelled, or the iterator
-/// is dropped: connections accepted but not yet consumed are then closed unserved). Iterate it once.
+/// the iteration ends); when the socket stops listening (the server's stop shuts it down in every
+/// process); or when the iteration ends (the consuming task is cancelled, or the iterator is
+/// dropped: connections accepted but not yet consumed are then closed unserved). Iterate it once.
+///
+/// When `accept` fails for lack of resources (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`: the
+/// connection stays in the kernel's queue), the thread backs off — 10 ms, doubling up to 500 ms,
+/// back to none after the next success — instead of spinning on a socket that stays readable, and
+/// logs one warning per minute at most (SwiftNIO's `AcceptBackoffHandler` does the same).
 public final class AcceptedConnections: AsyncSequence, Sendable {
   public typealias Element = CInt
   public typealias Failure = Never
 
   private let listeningSocket: CInt
+  private let logger: Logger
   /// The pipe that wakes the accepting thread (-1 before iteration starts). Both ends stay open
   /// until `deinit` (the thread holds `self` while it runs), so a late `stopAccepting()` never
   /// writes to a closed or reused descriptor, nor to a pipe without reader. Atomics, not a lock:
@@ -35,9 +45,21 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
   private let wakeWrite = Atomic<CInt>(-1)
   private let stopRequested = Atomic<Bool>(false)
 
-  /// Accepts from `listeningSocket` (for example ``WorkerContext/listeningSocket``), which it owns.
-  public init(listeningSocket: CInt) {
+  /// Accepts from `listeningSocket` (for example ``WorkerContext/listeningSocket``), which it
+  /// owns from then on; `logger` receives the warning about exhausted descriptors.
+  ///
+  /// - Throws: ``ServerError`` `.notListening` when `listeningSocket` is not a listening socket
+  ///   (the descriptor then stays the caller's).
+  public init(listeningSocket: CInt, logger: Logger = Logger(label: "AsyncToolsServer")) throws(ServerError) {
+    var listening: CInt = 0
+    var length = socklen_t(MemoryLayout<CInt>.size)
+    guard getsockopt(listeningSocket, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening != 0 else {
+      let reason = listening == 0 && errno == 0 ? "not listening" : String(cString: strerror(errno))
+      throw ServerError(
+        code: .notListening, message: "descriptor \(listeningSocket) is not a listening socket (\(reason))")
+    }
     self.listeningSocket = listeningSocket
+    self.logger = logger
   }
 
   /// Stops accepting: the connections accepted so far are delivered, then the iteration ends and
@@ -64,7 +86,7 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
       continuation.finish()
       return stream.makeAsyncIterator()
     }
-    let (listenFD, wakeRead, wakeWrite) = (listeningSocket, pipeFDs[0], pipeFDs[1])
+    let (wakeRead, wakeWrite) = (pipeFDs[0], pipeFDs[1])
     _ = fcntl(wakeRead, F_SETFD, FD_CLOEXEC)
     _ = fcntl(wakeWrite, F_SETFD, FD_CLOEXEC)
     _ = fcntl(wakeWrite, F_SETFL, O_NONBLOCK)  // a full pipe already wakes the thread
@@ -75,36 +97,12 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
     continuation.onTermination = { [self] _ in stopAccepting() }
     // Non-blocking on the shared open file description (so in every worker): a worker that loses
     // the race for a connection gets EAGAIN instead of blocking in accept.
+    let listenFD = listeningSocket
     _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
+    let logger = self.logger
     let started = Self.startAcceptThread {
-      var fds = [
-        pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-      ]
-      accepting: while true {
-        let ready = poll(&fds, 2, -1)
-        if ready < 0 {
-          if errno == EINTR { continue }
-          break
-        }
-        if fds[1].revents != 0 { break }
-        if fds[0].revents & Int16(POLLNVAL) != 0 { break }
-        while true {
-          // (accept4 is not visible to Swift through Glibc: two fcntls instead.)
-          let connection = accept(listenFD, nil, nil)
-          if connection >= 0 {
-            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(connection, F_SETFL, fcntl(connection, F_GETFL) | O_NONBLOCK)
-            if case .terminated = continuation.yield(connection) {
-              close(connection)
-              break accepting
-            }
-            continue
-          }
-          // EAGAIN: another worker took it (or the queue is empty); anything else (EMFILE, a
-          // connection reset before it was accepted, …) must not end the worker: poll again.
-          break
-        }
-      }
+      var loop = AcceptLoop(listenFD: listenFD, wakeFD: wakeRead, logger: logger, continuation: continuation)
+      loop.run()
       continuation.finish()
       close(listenFD)
       withExtendedLifetime(self) {}  // the pipe closes in deinit, after this thread
@@ -131,6 +129,7 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
     #endif
     let status = pthread_create(&thread, nil, { pointer in
       let body = Unmanaged<Body>.fromOpaque(pointer!).takeRetainedValue()
+      _ = asynctools_set_thread_name("server-accept")  // what `top -H` and debuggers show
       body.run()
       return nil
     }, context)
@@ -147,11 +146,110 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
   }
 }
 
+/// The accepting thread's loop: poll the listening socket and the wake pipe, accept what is
+/// queued, back off while descriptors are exhausted. Runs on its own thread only.
+struct AcceptLoop: Sendable {
+  let listenFD: CInt
+  let wakeFD: CInt
+  let logger: Logger
+  let continuation: AsyncStream<CInt>.Continuation
+  /// The current back-off after a resource error, or `nil` while accepting normally.
+  private var backoff: Duration?
+  private var lastWarning: ContinuousClock.Instant?
+  private var suppressedWarnings = 0
+
+  static let firstBackoff = Duration.milliseconds(10)
+  static let maxBackoff = Duration.milliseconds(500)
+  static let warningInterval = Duration.seconds(60)
+
+  init(listenFD: CInt, wakeFD: CInt, logger: Logger, continuation: AsyncStream<CInt>.Continuation) {
+    self.listenFD = listenFD
+    self.wakeFD = wakeFD
+    self.logger = logger
+    self.continuation = continuation
+  }
+
+  private enum Step { case poll, stop }
+
+  /// Returns when accepting ends: stopped, the socket no longer listens, or nobody consumes.
+  mutating func run() {
+    var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
+    while true {
+      // While backing off, only the wake pipe is watched: the socket stays readable meanwhile.
+      let timeout = backoff.map { CInt($0 / .milliseconds(1)) } ?? -1
+      let ready = poll(&fds, backoff == nil ? 2 : 1, timeout)
+      if ready < 0 {
+        if errno == EINTR { continue }
+        return
+      }
+      if fds[0].revents != 0 { return }
+      if backoff == nil && fds[1].revents & Int16(POLLNVAL) != 0 { return }
+      if case .stop = acceptQueued() { return }
+    }
+  }
+
+  /// Accepts until the queue is empty (or another worker took the rest).
+  private mutating func acceptQueued() -> Step {
+    while true {
+      // (accept4 is not visible to Swift through Glibc: two fcntls instead.)
+      let connection = accept(listenFD, nil, nil)
+      if connection >= 0 {
+        backoff = nil
+        _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(connection, F_SETFL, fcntl(connection, F_GETFL) | O_NONBLOCK)
+        if case .terminated = continuation.yield(connection) {
+          close(connection)
+          return .stop
+        }
+        continue
+      }
+      let code = errno
+      switch code {
+      case EINTR:
+        continue
+      case EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO, EPERM:
+        // The queue is empty, another worker took it, or a connection was reset before it was
+        // accepted: poll again.
+        return .poll
+      case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+        backOff(code)
+        return .poll
+      default:
+        // EINVAL: the socket no longer listens (the server is stopping); EBADF, ENOTSOCK: it is gone.
+        return .stop
+      }
+    }
+  }
+
+  private mutating func backOff(_ code: CInt) {
+    backoff = backoff.map { min($0 * 2, Self.maxBackoff) } ?? Self.firstBackoff
+    let now = ContinuousClock.now
+    if let lastWarning, lastWarning.duration(to: now) < Self.warningInterval {
+      suppressedWarnings += 1
+      return
+    }
+    let suppressed = suppressedWarnings > 0 ? " (\(suppressedWarnings) more since the last warning)" : ""
+    logger.warning(
+      """
+      cannot accept connections: \(String(cString: strerror(code)))\(suppressed); backing off up to \
+      \(Self.maxBackoff) between attempts until resources free up (next warning in a minute at the earliest)
+      """)
+    lastWarning = now
+    suppressedWarnings = 0
+  }
+}
+
 extension WorkerContext {
   /// The connections accepted from ``listeningSocket`` by this worker (see
-  /// ``AcceptedConnections``), or `nil` without a listening socket. Call it once: the sequence
-  /// takes ownership of the socket.
-  public func acceptedConnections() -> AcceptedConnections? {
-    listeningSocket.map { AcceptedConnections(listeningSocket: $0) }
+  /// ``AcceptedConnections``). Call it once: the sequence takes ownership of the socket.
+  ///
+  /// - Throws: ``ServerError`` `.notListening` when the server has no listening socket
+  ///   (``ServerConfiguration/listen`` is `nil`) or the descriptor is not one.
+  public func acceptedConnections() throws(ServerError) -> AcceptedConnections {
+    guard let listeningSocket else {
+      throw ServerError(
+        code: .notListening, message: "this server has no listening socket: set ServerConfiguration.listen")
+    }
+    return try AcceptedConnections(listeningSocket: listeningSocket, logger: logger)
   }
 }

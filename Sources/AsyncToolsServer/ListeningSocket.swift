@@ -56,6 +56,15 @@ final class ListeningSocket: Sendable {
 
   deinit { close(fd) }
 
+  /// Stops listening, in every process at once: `shutdown` acts on the socket, which the workers'
+  /// descriptors (inherited or `dup`ed) share with this one. The kernel then refuses new
+  /// connections (`ECONNREFUSED`) and resets the ones still queued, where a socket merely left
+  /// open in the main process would let them hang in the backlog; each worker's accept loop sees
+  /// the socket is no longer listening and ends. Idempotent.
+  func stopListening() {
+    _ = shutdown(fd, CInt(SHUT_RDWR))
+  }
+
   /// A close-on-exec duplicate, owned by the caller.
   func duplicate() -> CInt { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
 

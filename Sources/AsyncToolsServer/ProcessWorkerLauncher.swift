@@ -2,16 +2,21 @@
 import AsyncTools
 import AsyncToolsProcess
 import CAsyncToolsShims
-import Dispatch
 import Glibc
 import Synchronization
 import UnixSignals
 
-/// Process mode: each worker is this executable re-executed with the same command line, told by
-/// its environment that it is worker `index` (see `WorkerProcessRuntime`).
+/// Process mode: each worker is this program re-executed with the same command line through
+/// AsyncToolsProcess (`ChildProcess.reexecute`, the machinery of `ChildProcess.fork`), told by its
+/// handshake that it is worker `index` (see `WorkerProcessRuntime`).
 ///
-/// - The listening socket is passed as descriptor 3, a readiness pipe as descriptor 4; every other
+/// - The executable is the file the server was started from, resolved before `main` ran: after the
+///   program is rebuilt in place, a rolling restart (or a restarted worker) runs the new build.
+/// - `argv[0]` is `program: worker N`, and the worker names itself so (`ps`, `top`).
+/// - The listening socket is passed as descriptor 3, the readiness pipe right above it; every other
 ///   descriptor is closed in the worker.
+/// - The stop signals start blocked, so one that arrives before the worker traps them stays pending
+///   instead of killing it without its tear-down.
 /// - Workers lead their own process groups: a terminal's Ctrl-C reaches only the main process,
 ///   which forwards it once (in the same group, each worker would get SIGINT twice — from the
 ///   terminal and from the main process — and take the second for a forced stop).
@@ -23,6 +28,12 @@ final class ProcessWorkerLauncher: WorkerLauncher {
   private let socket: ListeningSocket?
   /// The exit watchers, awaited by `finish()`.
   private let watchers = Locked<[Task<Void, Never>]>([])
+
+  /// The executable the server was started from (so a rolling restart runs a rebuilt binary), the
+  /// program name for the workers' titles, and the command line every worker runs with.
+  private let executable = ChildProcess.startupExecutable
+  private let program = String(CommandLine.arguments.first?.split(separator: "/").last ?? "server")
+  private let commandLine = Array(CommandLine.arguments.dropFirst())
 
   init(configuration: ServerConfiguration, arguments: [String], socket: ListeningSocket?) throws {
     self.configuration = configuration
@@ -60,42 +71,20 @@ final class ProcessWorkerLauncher: WorkerLauncher {
   }
 
   func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle {
-    var environment = ChildProcess.inheritedEnvironment
-    typealias Env = WorkerProcessRuntime.Environment
-    environment[Env.index] = String(index)
-    environment[Env.parentPID] = String(getpid())
-    environment[Env.arguments] = ArgumentCoding.encode(arguments)
-    environment[Env.readyFD] = String(WorkerProcessRuntime.readyDescriptor)
-    var descriptors: [Int32: Int32] = [:]
-    if let socket {
-      descriptors[WorkerProcessRuntime.listenDescriptor] = socket.fd
-      environment[Env.listenFD] = String(WorkerProcessRuntime.listenDescriptor)
-      environment[Env.listenPort] = String(socket.port)
-    }
-    var pipe: [Int32] = [-1, -1]
-    guard asynctools_pipe2(&pipe, O_CLOEXEC | O_NONBLOCK) == 0 else {
-      throw ServerError(code: .workerLaunchFailed, message: "cannot create a pipe for worker \(index): errno \(errno)")
-    }
-    descriptors[WorkerProcessRuntime.readyDescriptor] = pipe[1]
-    let child: ChildProcess
+    let (child, readiness): (ChildProcess, ChildProcess.Readiness)
     do {
-      child = try await ChildProcess.spawn(
-        executable: "/proc/self/exe", arguments: Array(CommandLine.arguments.dropFirst()),
-        environment: environment, fileDescriptors: descriptors,
-        options: ChildProcess.Options(processGroup: .own))
+      (child, readiness) = try await start(index: index)
     } catch {
-      close(pipe[0])
-      close(pipe[1])
       throw ServerError(code: .workerLaunchFailed, message: "cannot start worker \(index): \(error)")
     }
-    close(pipe[1])
     configuration.logger.debug("worker \(index) started as process \(child.pid)")
-    Self.watchReadiness(pipe[0], slot: slot, events: events)
 
     let handle = Handle(child: child)
     let stopSignals = Set(configuration.stopSignals.map(\.rawValue))
     let logger = configuration.logger
     let watcher = Task {
+      // Readiness first (it ends at the latest with the exit), so `.ready` precedes `.exited`.
+      if (try? await readiness.wait(timeout: nil)) == .ready { events.yield(.ready(slot: slot)) }
       let outcome: WorkerOutcome
       switch await Self.waitForExit(child) {
       case .exited(WorkerProcessRuntime.ExitStatus.clean):
@@ -122,6 +111,23 @@ final class ProcessWorkerLauncher: WorkerLauncher {
     return handle
   }
 
+  /// Re-executes the program the server was started from as worker `index`: same command line,
+  /// `argv[0]` the worker's title, the listening socket as descriptor 3, the stop signals blocked
+  /// (pending until the worker traps them), SIGKILL as parent-death signal, its own process group.
+  private func start(index: Int) async throws -> (ChildProcess, ChildProcess.Readiness) {
+    let listenFD: Int32 = 3
+    let launch = WorkerProcessRuntime.Launch(
+      index: index, program: program, listenFD: socket == nil ? nil : listenFD, listenPort: socket?.port,
+      arguments: arguments)
+    let options = ChildProcess.Options(
+      processGroup: .own, parentDeathSignal: SIGKILL,
+      blockedSignals: configuration.stopSignals.map(\.rawValue), readinessTimeout: nil)
+    return try await ChildProcess.reexecute(
+      executable: executable, argv: [WorkerProcessRuntime.title(program: program, index: index)] + commandLine,
+      target: .role(WorkerProcessRuntime.role), arguments: launch.encoded, environment: nil,
+      fileDescriptors: socket.map { [listenFD: $0.fd] } ?? [:], options: options)
+  }
+
   /// The exit status; waits through cancellation, because a worker must be reaped and reported.
   private static func waitForExit(_ child: ChildProcess) async -> ChildProcess.ExitStatus {
     while true {
@@ -134,22 +140,6 @@ final class ProcessWorkerLauncher: WorkerLauncher {
       }
     }
   }
-
-  /// Reports `.ready` when the worker writes its byte. On EOF the source is cancelled at once: a
-  /// level-triggered EOF left registered is aiotools #102's 100 % CPU loop.
-  private static func watchReadiness(_ fd: Int32, slot: Int, events: AsyncStream<SupervisorEvent>.Continuation) {
-    let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: readinessQueue)
-    source.setEventHandler { [source] in
-      var byte: UInt8 = 0
-      let count = read(fd, &byte, 1)
-      if count == 1 { events.yield(.ready(slot: slot)) }
-      if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) || count == 1 { source.cancel() }
-    }
-    source.setCancelHandler { close(fd) }
-    source.resume()
-  }
-
-  private static let readinessQueue = DispatchQueue(label: "AsyncToolsServer.readiness")
 
   func finish() async {
     let watchers = self.watchers.withLock { $0 }

@@ -68,12 +68,13 @@ public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
   }
 }
 
-/// A failure of the server itself, before any worker starts: the listening socket could not be
-/// set up.
+/// A failure of the server itself: the listening socket could not be set up (before any worker
+/// starts), a worker could not be launched, or a worker asked for connections without a listening
+/// socket.
 public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
   /// What went wrong.
   public struct Code: Hashable, Sendable, CustomStringConvertible {
-    fileprivate enum Base: Hashable, Sendable { case addressInUse, bindFailed, workerLaunchFailed }
+    fileprivate enum Base: Hashable, Sendable { case addressInUse, bindFailed, workerLaunchFailed, notListening }
     fileprivate var base: Base
     /// The listen address is already taken by another socket (`EADDRINUSE`).
     public static let addressInUse = Code(base: .addressInUse)
@@ -81,12 +82,16 @@ public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let bindFailed = Code(base: .bindFailed)
     /// A worker process could not be started (the executable could not be re-executed).
     public static let workerLaunchFailed = Code(base: .workerLaunchFailed)
+    /// A descriptor handed to ``AcceptedConnections`` is not a listening socket, or a worker asked
+    /// for connections of a server without ``ServerConfiguration/listen``.
+    public static let notListening = Code(base: .notListening)
 
     public var description: String {
       switch base {
       case .addressInUse: "address in use"
       case .bindFailed: "bind failed"
       case .workerLaunchFailed: "worker launch failed"
+      case .notListening: "not listening"
       }
     }
   }

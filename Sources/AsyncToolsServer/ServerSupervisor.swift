@@ -1,9 +1,9 @@
 import Logging
 import UnixSignals
 
-/// The main process's event loop: starts the workers, reacts to signals, worker exits and
-/// timeouts, and decides how the server ends. Mode-agnostic: a ``WorkerLauncher`` does the
-/// starting.
+/// The main process's event loop: feeds every event to the server's state machine
+/// (``ServerState``) and performs the actions it returns — launching, signalling and killing
+/// workers through a ``WorkerLauncher`` (so it is mode-agnostic), starting timers, logging.
 ///
 /// Every event arrives through one `AsyncStream` and only ``run()`` touches the state, so there is
 /// no lock and no event can be lost or handled twice. Nothing here waits for a worker to become
@@ -18,216 +18,57 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
   let clock: C
   let events: AsyncStream<SupervisorEvent>
   let continuation: AsyncStream<SupervisorEvent>.Continuation
-
-  private enum SlotState { case starting, ready, exited }
-  private struct Slot {
-    var index: Int
-    var handle: (any WorkerHandle)?
-    var state: SlotState
-    var killed = false
-    /// Replaced by a rolling restart: already sent its stop signal.
-    var retiring = false
-  }
-
-  /// A rolling restart in progress: the old slots still to replace, the fresh slot whose readiness
-  /// is awaited, and the old slot being stopped (one step at a time).
-  private struct Rolling {
-    var pending: [Int]
-    var fresh: Int?
-    var retiring: Int?
-  }
-
-  private enum Phase {
-    case running
-    /// Stopping because of `signal`; `failure` when a worker failure (not an operator) caused it.
-    case stopping(signal: UnixSignal, failure: WorkerFailure?)
-  }
+  /// Stops listening on the shared socket (every process shares it): new connections are refused.
+  let stopListening: @Sendable () -> Void
 
   func run() async -> ServerExit {
-    let logger = configuration.logger
-    var slots: [Slot] = []
-    var phase = Phase.running
-    var forced = false
-    /// The last failure the `.ignore` policy let pass: the exit when every worker has ended.
-    var ignoredFailure: WorkerFailure?
-    /// The first failure while the server was already stopping (a tear-down that threw).
-    var shutdownFailure: WorkerFailure?
-    var launchFailure: WorkerFailure?
-    var restarts: [C.Instant] = []
-    var rolling: Rolling?
-
-    return await withTaskGroup(of: Void.self) { group in
-      func launch(slot: Int, index: Int) async -> Bool {
-        do {
-          slots[slot].handle = try await launcher.launch(slot: slot, index: index, events: continuation)
-          slots[slot].state = .starting
-          return true
-        } catch {
-          logger.error("worker \(index) could not be started: \(error)")
-          slots[slot].state = .exited
-          launchFailure = .startupFailed(index: index, message: "\(error)")
-          return false
+    var state = ServerState(ServerState.Settings(configuration, processCount: processCount))
+    var handles: [Int: any WorkerHandle] = [:]
+    let start = clock.now
+    return await withTaskGroup(of: Void.self) { timers in
+      // Events the supervisor itself reports (a launch's result) go first, before the stream's.
+      var own: [SupervisorEvent] = [.start]
+      var exit: ServerExit?
+      var stream = events.makeAsyncIterator()
+      while exit == nil {
+        if own.isEmpty, let next = await stream.next() { own.append(next) }
+        guard !own.isEmpty else { break }
+        let actions = state.handle(own.removeFirst(), now: start.duration(to: clock.now))
+        for action in actions {
+          if case .finish(let value) = action { exit = value }
+          if let reported = await perform(action, handles: &handles, timers: &timers) { own.append(reported) }
         }
       }
-
-      func live() -> [Int] { slots.indices.filter { slots[$0].state != .exited } }
-
-      func beginStop(_ signal: UnixSignal, failure: WorkerFailure?) {
-        phase = .stopping(signal: signal, failure: failure)
-        rolling = nil
-        logger.info("stopping \(live().count) worker(s) with \(signal)")
-        for slot in live() where !slots[slot].retiring { slots[slot].handle?.stop(signal) }
-        if let timeout = configuration.gracefulShutdownTimeout {
-          group.addTask {
-            if (try? await clock.sleep(for: timeout)) != nil { continuation.yield(.gracefulTimeout) }
-          }
-        }
-        if let timeout = configuration.waitTimeout {
-          group.addTask {
-            if (try? await clock.sleep(for: timeout)) != nil { continuation.yield(.waitTimeout) }
-          }
-        }
-      }
-
-      func kill(_ reason: String) {
-        for slot in live() where !slots[slot].killed {
-          logger.warning("killing worker \(slots[slot].index): \(reason)")
-          slots[slot].killed = true
-          forced = true
-          slots[slot].handle?.kill()
-        }
-      }
-
-      /// A failed worker under the restart policy: restart it, or report that the budget is spent.
-      func restart(slot: Int, maxRestarts: Int, within window: Duration) async -> Bool {
-        let now = clock.now
-        restarts = restarts.filter { $0.duration(to: now) < window }
-        guard restarts.count < maxRestarts else {
-          logger.error("more than \(maxRestarts) worker restarts within \(window): stopping the server")
-          return false
-        }
-        restarts.append(now)
-        logger.notice("restarting worker \(slots[slot].index)")
-        return await launch(slot: slot, index: slots[slot].index)
-      }
-
-      /// The next step of a rolling restart: start a fresh worker in place of the next old one.
-      func rollNext() async {
-        guard var current = rolling else { return }
-        current.pending.removeAll { slots[$0].state == .exited }
-        guard let old = current.pending.first else {
-          rolling = nil
-          logger.notice("rolling restart done")
-          return
-        }
-        let index = slots[old].index
-        let fresh = slots.count
-        slots.append(Slot(index: index, handle: nil, state: .exited))
-        current.fresh = fresh
-        rolling = current
-        logger.notice("rolling restart: starting a fresh worker \(index)")
-        if await !launch(slot: fresh, index: index) {
-          logger.error("rolling restart aborted: the fresh worker \(index) could not be started")
-          rolling = nil
-        }
-      }
-
-      for index in 0..<processCount {
-        slots.append(Slot(index: index, handle: nil, state: .exited))
-        if await !launch(slot: index, index: index) { break }
-      }
-      if let launchFailure { beginStop(configuration.defaultStopSignal, failure: launchFailure) }
-
-      eventLoop: for await event in events {
-        switch event {
-        case .signal(let signal):
-          if signal == configuration.restartSignal {
-            if case .running = phase, rolling == nil {
-              let old = live().filter { !slots[$0].retiring }
-              logger.notice("rolling restart of \(old.count) worker(s)")
-              rolling = Rolling(pending: old, fresh: nil, retiring: nil)
-              await rollNext()
-            }
-            continue
-          }
-          guard configuration.stopSignals.contains(signal) else { continue }
-          switch phase {
-          case .running: beginStop(signal, failure: nil)
-          case .stopping: kill("a second stop signal forces the stop")
-          }
-        case .ready(let slot):
-          if slots[slot].state == .starting {
-            slots[slot].state = .ready
-            logger.info("worker \(slots[slot].index) is ready")
-          }
-          if let current = rolling, current.fresh == slot, let old = current.pending.first {
-            rolling?.pending.removeFirst()
-            rolling?.fresh = nil
-            if slots[old].state == .exited {
-              await rollNext()
-            } else {
-              rolling?.retiring = old
-              slots[old].retiring = true
-              logger.notice("rolling restart: stopping the old worker \(slots[old].index)")
-              slots[old].handle?.stop(configuration.defaultStopSignal)
-            }
-          }
-        case .exited(let slot, let outcome):
-          slots[slot].state = .exited
-          if slots[slot].retiring {
-            // Replaced by a rolling restart: its end (even a failing tear-down, logged by the
-            // launcher) does not concern the running server.
-            logger.info("old worker \(slots[slot].index) ended")
-            if rolling?.retiring == slot {
-              rolling?.retiring = nil
-              await rollNext()
-            }
-            if live().isEmpty { break eventLoop }
-            continue
-          }
-          if rolling?.fresh == slot {
-            logger.error("rolling restart aborted: the fresh worker \(slots[slot].index) ended before it was ready")
-            rolling = nil
-          }
-          rolling?.pending.removeAll { $0 == slot }
-          if case .failed(let failure) = outcome, !slots[slot].killed {
-            switch (phase, configuration.onWorkerFailure) {
-            case (.stopping, _):
-              shutdownFailure = shutdownFailure ?? failure
-            case (.running, .stopServer):
-              beginStop(configuration.defaultStopSignal, failure: failure)
-            case (.running, .ignore):
-              logger.warning("ignoring the failure of worker \(failure.index)")
-              ignoredFailure = failure
-            case (.running, .restart(let maxRestarts, let window)):
-              if await !restart(slot: slot, maxRestarts: maxRestarts, within: window) {
-                beginStop(configuration.defaultStopSignal, failure: failure)
-              }
-            }
-          } else {
-            logger.info("worker \(slots[slot].index) ended")
-          }
-        case .gracefulTimeout:
-          for slot in live() {
-            logger.notice("worker \(slots[slot].index) outlived the graceful shutdown timeout: cancelling it")
-            slots[slot].handle?.cancel()
-          }
-        case .waitTimeout:
-          kill("it outlived the wait timeout")
-        }
-        if live().isEmpty { break eventLoop }
-      }
-      group.cancelAll()
-
-      switch phase {
-      case .running:
-        // Every worker ended on its own (aiotools #102: noticed at once, without spinning).
-        logger.info("all workers have ended")
-        return ignoredFailure.map { .workerFailed($0) } ?? .completed
-      case .stopping(let signal, let failure):
-        if let failure = failure ?? shutdownFailure { return .workerFailed(failure) }
-        return forced ? .forceStopped(signal) : .stopped(signal)
-      }
+      timers.cancelAll()
+      return exit ?? .completed
     }
+  }
+
+  /// Performs one action; returns the event it reports back at once (a launch's result), if any.
+  private func perform(
+    _ action: ServerState.Action, handles: inout [Int: any WorkerHandle], timers: inout TaskGroup<Void>
+  ) async -> SupervisorEvent? {
+    switch action {
+    case .launch(let slot, let index):
+      do {
+        handles[slot] = try await launcher.launch(slot: slot, index: index, events: continuation)
+        return .launched(slot: slot)
+      } catch {
+        return .launchFailed(slot: slot, message: "\(error)")
+      }
+    case .stop(let slot, let signal): handles[slot]?.stop(signal)
+    case .cancel(let slot): handles[slot]?.cancel()
+    case .kill(let slot): handles[slot]?.kill()
+    case .abandon(let slot): handles[slot]?.abandon()
+    case .startTimer(let timer, let delay):
+      let (clock, continuation) = (self.clock, self.continuation)
+      timers.addTask {
+        if (try? await clock.sleep(for: delay)) != nil { continuation.yield(.timerFired(timer)) }
+      }
+    case .stopListening: stopListening()
+    case .log(let level, let message): configuration.logger.log(level: level, "\(message)")
+    case .finish: break
+    }
+    return nil
   }
 }

@@ -91,7 +91,7 @@ public func startServer<C: Clock<Duration>>(
       }
     let supervisor = ServerSupervisor(
       configuration: configuration, processCount: numWorkers + extraProcesses.count, launcher: launcher, clock: clock,
-      events: events, continuation: continuation)
+      events: events, continuation: continuation, stopListening: { socket?.stopListening() })
     // The loop runs in its own task so that cancelling the caller becomes a stop event instead of
     // ending the event stream under the loop's feet.
     let loop = Task { await supervisor.run() }

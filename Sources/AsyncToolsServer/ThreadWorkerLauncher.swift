@@ -20,8 +20,9 @@ final class ThreadWorkerLauncher: WorkerLauncher {
   private let arguments: [String]
   private let socket: ListeningSocket?
   private let bodies: WorkerBodies
-  /// The worker tasks, awaited by `finish()`: the owner of every task this launcher starts.
-  private let tasks = Locked<[Task<Void, Never>]>([])
+  /// The worker tasks, awaited by `finish()` unless abandoned: the owner of every task this
+  /// launcher starts.
+  private let tasks = Locked<[ObjectIdentifier: Task<Void, Never>]>([:])
 
   init(
     configuration: ServerConfiguration, arguments: [String], socket: ListeningSocket?,
@@ -33,11 +34,32 @@ final class ThreadWorkerLauncher: WorkerLauncher {
     self.bodies = bodies
   }
 
+  /// Reports a worker's end exactly once: when its task ends, or when the server abandons it.
+  private final class ExitReport: Sendable {
+    private let reported = Locked(false)
+    let report: @Sendable (WorkerOutcome) -> Void
+    init(report: @escaping @Sendable (WorkerOutcome) -> Void) { self.report = report }
+    func callAsFunction(_ outcome: WorkerOutcome) {
+      let first = reported.withLock { reported in
+        defer { reported = true }
+        return !reported
+      }
+      if first { report(outcome) }
+    }
+  }
+
   private struct Handle: WorkerHandle {
     let core: WorkerCore
+    let exit: ExitReport
+    let forget: @Sendable () -> Void
     func stop(_ signal: UnixSignal) { core.requestStop(signal) }
     func cancel() { core.cancel() }
+    /// A task cannot be killed: it is cancelled, and abandoned if it ignores that.
     func kill() { core.cancel() }
+    func abandon() {
+      forget()
+      exit(.clean)
+    }
   }
 
   func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle {
@@ -46,23 +68,26 @@ final class ThreadWorkerLauncher: WorkerLauncher {
     }
     let context = WorkerContext(
       processIndex: index, arguments: arguments, listeningSocket: socket?.duplicate(),
-      listeningPort: socket?.port, mode: .threads, core: core)
+      listeningPort: socket?.port, mode: .threads, core: core,
+      logger: configuration.logger)
     let body = bodies.body(index)
     let logger = configuration.logger
+    let exit = ExitReport { events.yield(.exited(slot: slot, $0)) }
     let task = Task {
       let outcome: WorkerOutcome
       do {
-        try await WorkerContext.$current.withValue(context) { try await body(context) }
+        try await WorkerContext.$currentInTask.withValue(context) { try await body(context) }
         outcome = .clean
       } catch {
         outcome = Self.classify(error, index: index, core: core)
       }
       if case .failed(let failure) = outcome { logger.error("\(failure)") }
-      events.yield(.exited(slot: slot, outcome))
+      exit(outcome)
     }
-    tasks.withLock { $0.append(task) }
+    let key = ObjectIdentifier(exit)
+    tasks.withLock { $0[key] = task }
     core.attach(task)
-    return Handle(core: core)
+    return Handle(core: core, exit: exit) { _ = self.tasks.withLock { $0.removeValue(forKey: key) } }
   }
 
   /// After the server cancelled the worker, a `CancellationError`, or any error of an interrupted
@@ -78,7 +103,7 @@ final class ThreadWorkerLauncher: WorkerLauncher {
   }
 
   func finish() async {
-    let tasks = self.tasks.withLock { $0 }
+    let tasks = self.tasks.withLock { Array($0.values) }
     for task in tasks { await task.value }
   }
 }

@@ -1,3 +1,4 @@
+import Logging
 import UnixSignals
 
 /// What a worker body receives: who it is, what it was given, and the way to wait for its stop.
@@ -38,11 +39,14 @@ public struct WorkerContext: Sendable {
   /// Whether this worker is a process or a task in the main process.
   public let mode: ServerConfiguration.Mode
   let core: WorkerCore
+  /// The server's logger (``ServerConfiguration/logger``).
+  let logger: Logger
 
   init(
     processIndex: Int, arguments: [String], listeningSocket: CInt?, listeningPort: Int?,
-    mode: ServerConfiguration.Mode, core: WorkerCore
+    mode: ServerConfiguration.Mode, core: WorkerCore, logger: Logger = Logger(label: "AsyncToolsServer")
   ) {
+    self.logger = logger
     self.processIndex = processIndex
     self.arguments = arguments
     self.listeningSocket = listeningSocket
@@ -65,7 +69,11 @@ public struct WorkerContext: Sendable {
   public var isStopRequested: Bool { core.isStopRequested }
 
   /// The context of the worker the current task belongs to, or `nil` outside a worker body.
-  @TaskLocal public static var current: WorkerContext?
+  /// Read-only: only the server binds it, so code cannot pose as another worker.
+  public static var current: WorkerContext? { currentInTask }
+
+  /// The task-local behind ``current``; bound by the launchers around each worker body.
+  @TaskLocal static var currentInTask: WorkerContext?
 
   /// The current worker's index: from the task-local ``current`` inside a worker body (both
   /// modes), else the index of this worker process (process mode, readable from any thread, for

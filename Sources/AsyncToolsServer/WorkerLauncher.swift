@@ -9,14 +9,19 @@ enum WorkerOutcome: Sendable, Hashable {
   case failed(WorkerFailure)
 }
 
-/// What the supervisor's event loop reacts to. Everything reaches it through one stream, so the
-/// supervisor's state needs no lock: only its loop touches it.
-enum SupervisorEvent: Sendable {
+/// What the supervisor's state machine (``ServerState``) reacts to. Everything reaches it through
+/// one stream, so the state needs no lock: only the supervisor's loop touches it.
+enum SupervisorEvent: Sendable, Hashable {
+  /// The server starts: launch the first worker.
+  case start
+  /// The launch of `slot` returned (the worker runs; it is not ready yet).
+  case launched(slot: Int)
+  /// The launch of `slot` threw.
+  case launchFailed(slot: Int, message: String)
   case signal(UnixSignal)
   case ready(slot: Int)
   case exited(slot: Int, WorkerOutcome)
-  case gracefulTimeout
-  case waitTimeout
+  case timerFired(ServerTimer)
 }
 
 /// A running worker, seen from the main process.
@@ -27,6 +32,14 @@ protocol WorkerHandle: Sendable {
   func cancel()
   /// Ends the worker now: SIGKILL for a process, cancellation for a task.
   func kill()
+  /// Gives up on a killed worker that has not ended (threads mode: a task that ignores its
+  /// cancellation): reports it as ended now, and the launcher no longer awaits it.
+  func abandon()
+}
+
+extension WorkerHandle {
+  /// A process always ends after SIGKILL: nothing to abandon.
+  func abandon() {}
 }
 
 /// Starts workers for one mode. The supervisor decides when; the launcher knows how.

@@ -1,31 +1,63 @@
+#if os(Linux)
 import AsyncTools
+import AsyncToolsProcess
 import CAsyncToolsShims
+import Glibc
 import Synchronization
 import UnixSignals
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The worker side of process mode: what `startServer` does when this process is a worker the main
-/// process re-executed. Everything it needs arrives in the environment (``Environment``), the
-/// listening socket as an inherited descriptor.
+/// process re-executed. It is a client of AsyncToolsProcess' re-execution: the worker claims the
+/// role ``role`` from the handshake environment (``Launch`` travels as its arguments), reports
+/// readiness through the same pipe as `ChildProcess.fork`, and had its parent-death signal
+/// (SIGKILL) armed before `main` ran.
 ///
 /// The main process starts workers with the stop signals *blocked*; they stay pending until this
 /// runtime traps them (Dispatch signal sources read pending signals), so a stop signal that
 /// arrives during the worker's start-up is never lost and never kills it with the default action.
 struct WorkerProcessRuntime: Sendable {
-  /// The environment variables the main process sets for a worker.
-  enum Environment {
-    static let index = "ASYNCTOOLS_SERVER_WORKER_INDEX"
-    static let parentPID = "ASYNCTOOLS_SERVER_PARENT_PID"
-    static let arguments = "ASYNCTOOLS_SERVER_ARGUMENTS"
-    static let listenFD = "ASYNCTOOLS_SERVER_LISTEN_FD"
-    static let listenPort = "ASYNCTOOLS_SERVER_LISTEN_PORT"
-    static let readyFD = "ASYNCTOOLS_SERVER_READY_FD"
-    static let all = [index, parentPID, arguments, listenFD, listenPort, readyFD]
+  /// The re-execution role of a server worker.
+  static let role = "asynctools-server-worker"
+
+  /// What the main process tells a worker, encoded as the re-execution arguments.
+  struct Launch: Sendable, Hashable {
+    /// The worker's `processIndex`.
+    var index: Int
+    /// The main program's name, for the worker's process title.
+    var program: String
+    /// The shared listening socket's descriptor and port in the worker, if any.
+    var listenFD: CInt?
+    var listenPort: Int?
+    /// ``WorkerContext/arguments``.
+    var arguments: [String]
+
+    /// `[index, program, fd or "", port or "", arguments…]`.
+    var encoded: [String] {
+      [String(index), program, listenFD.map { String($0) } ?? "", listenPort.map { String($0) } ?? ""] + arguments
+    }
+
+    /// The launch, or `nil` if `fields` is not what ``encoded`` produces.
+    init?(decoding fields: [String]) {
+      guard fields.count >= 4, let index = Int(fields[0]), index >= 0 else { return nil }
+      self.index = index
+      self.program = fields[1]
+      if fields[2].isEmpty != fields[3].isEmpty { return nil }
+      if fields[2].isEmpty {
+        (listenFD, listenPort) = (nil, nil)
+      } else {
+        guard let fd = CInt(fields[2]), fd >= 0, let port = Int(fields[3]) else { return nil }
+        (listenFD, listenPort) = (fd, port)
+      }
+      arguments = Array(fields.dropFirst(4))
+    }
+
+    init(index: Int, program: String, listenFD: CInt?, listenPort: Int?, arguments: [String]) {
+      self.index = index
+      self.program = program
+      self.listenFD = listenFD
+      self.listenPort = listenPort
+      self.arguments = arguments
+    }
   }
 
   /// Exit statuses with a meaning for the main process.
@@ -35,10 +67,6 @@ struct WorkerProcessRuntime: Sendable {
     static let shutdownFailed: Int32 = 4
   }
 
-  /// The descriptors the main process places the shared socket and the readiness pipe at.
-  static let listenDescriptor: CInt = 3
-  static let readyDescriptor: CInt = 4
-
   private static let index = Atomic<Int>(-1)
 
   /// This process's worker index, once the runtime has started; `nil` in the main process.
@@ -47,29 +75,33 @@ struct WorkerProcessRuntime: Sendable {
     return value >= 0 ? value : nil
   }
 
-  let processIndex: Int
-  let parentPID: pid_t
-  let arguments: [String]
-  let listenFD: CInt?
-  let listenPort: Int?
-  let readyFD: CInt?
+  let launch: Launch
+  let child: ReexecutedChild
+  var processIndex: Int { launch.index }
 
-  /// The runtime when this process is a server worker, else `nil`. Clears the variables, so that
-  /// processes this worker starts are not mistaken for workers.
+  /// The runtime when this process is a server worker, else `nil`. Claiming clears the handshake
+  /// variables, so that processes this worker starts are not mistaken for workers.
   static func fromEnvironment() -> WorkerProcessRuntime? {
-    guard let indexText = getenv(Environment.index).map({ String(cString: $0) }), let index = Int(indexText) else {
-      return nil
+    guard let child = ReexecutedChild.claim(role: role) else { return nil }
+    guard let launch = Launch(decoding: child.arguments) else {
+      ReexecutedChild.printError("malformed server worker arguments \(child.arguments)")
+      exit(ExitStatus.startupFailed)
     }
-    func value(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-    let runtime = WorkerProcessRuntime(
-      processIndex: index,
-      parentPID: value(Environment.parentPID).flatMap { pid_t($0) } ?? 0,
-      arguments: ArgumentCoding.decode(value(Environment.arguments) ?? ""),
-      listenFD: value(Environment.listenFD).flatMap { CInt($0) },
-      listenPort: value(Environment.listenPort).flatMap { Int($0) },
-      readyFD: value(Environment.readyFD).flatMap { CInt($0) })
-    for name in Environment.all { unsetenv(name) }
-    return runtime
+    return WorkerProcessRuntime(launch: launch, child: child)
+  }
+
+  /// `program: worker N`: the worker's `argv[0]`, what `ps -o args` shows.
+  static func title(program: String, index: Int) -> String { "\(program): worker \(index)" }
+
+  /// The process name (`comm`, at most 15 bytes) shown by `ps`, `top` and `ss`: the title if it
+  /// fits, else `program: wN` with the program's name shortened to fit.
+  static func processName(program: String, index: Int) -> String {
+    let title = title(program: program, index: index)
+    if title.utf8.count <= 15 { return title }
+    let suffix = ": w\(index)"
+    var name = program
+    while name.utf8.count + suffix.utf8.count > 15 && !name.isEmpty { name.removeLast() }
+    return name + suffix
   }
 
   /// Runs the worker body and exits the process with a status that tells the main process how the
@@ -79,34 +111,30 @@ struct WorkerProcessRuntime: Sendable {
   ) async -> Never {
     Self.index.store(processIndex, ordering: .releasing)
     let logger = configuration.logger
-    #if os(Linux)
-    // Die with the main process, whatever kills it: SIGKILL, because a main process that is gone
-    // cannot wait for a graceful stop, and an orphan must not outlive it. The check after the
-    // prctl closes the race with a main process that died before it.
-    _ = asynctools_set_parent_death_signal(SIGKILL)
-    if parentPID != 0 && getppid() != parentPID { _exit(ExitStatus.clean) }
-    #endif
-    let readyFD = self.readyFD
+    _ = asynctools_set_process_name(Self.processName(program: launch.program, index: processIndex))
+    let child = self.child
     let core = WorkerCore(defaultSignal: configuration.defaultStopSignal, runToCompletion: configuration.runToCompletion) {
-      guard let readyFD else { return }
-      var byte: UInt8 = 0x52  // "R"
-      _ = write(readyFD, &byte, 1)
-      close(readyFD)
+      child.reportReady()
     }
     // Trap before the body runs and only then let the pending signals in (they were blocked by the
     // spawn): a stop during start-up interrupts it.
     let signals = await UnixSignalsSequence(trapping: configuration.stopSignals)
+    // A stop that arrived before the trap was held since load time (the spawn blocked it): act on
+    // it now, so the start-up is interrupted and the tear-down runs.
+    for raw in ReexecutedChild.takeHeldSignals() {
+      if let signal = configuration.stopSignals.first(where: { $0.rawValue == raw }) { core.requestStop(signal) }
+    }
     let forwarder = Task {
       for await signal in signals { core.requestStop(signal) }
     }
     let context = WorkerContext(
-      processIndex: processIndex, arguments: arguments, listeningSocket: listenFD, listeningPort: listenPort,
-      mode: .processes, core: core)
+      processIndex: processIndex, arguments: launch.arguments, listeningSocket: launch.listenFD,
+      listeningPort: launch.listenPort, mode: .processes, core: core, logger: logger)
     let index = processIndex
     let status = Locked(ExitStatus.clean)
     let task = Task {
       do {
-        try await WorkerContext.$current.withValue(context) { try await body(context) }
+        try await WorkerContext.$currentInTask.withValue(context) { try await body(context) }
       } catch {
         switch ThreadWorkerLauncher.classify(error, index: index, core: core) {
         case .clean: break
@@ -123,39 +151,15 @@ struct WorkerProcessRuntime: Sendable {
     exit(status.withLock { $0 })
   }
 }
-
-/// Passes the worker arguments through one environment variable: each argument as `x` followed by
-/// its UTF-8 bytes in hex, comma-separated, so any content survives (and `[""]` differs from `[]`).
-enum ArgumentCoding {
-  private static let digits = Array("0123456789abcdef".utf8)
-
-  static func encode(_ arguments: [String]) -> String {
-    arguments.map { argument in
-      var hex: [UInt8] = [0x78]
-      for byte in argument.utf8 {
-        hex.append(digits[Int(byte >> 4)])
-        hex.append(digits[Int(byte & 0xF)])
-      }
-      return String(decoding: hex, as: UTF8.self)
-    }.joined(separator: ",")
-  }
-
-  static func decode(_ text: String) -> [String] {
-    if text.isEmpty { return [] }
-    return text.split(separator: ",", omittingEmptySubsequences: false).map { part in
-      let part = part.dropFirst()
-      var bytes: [UInt8] = []
-      var high: UInt8?
-      for character in part.utf8 {
-        let nibble = character <= 0x39 ? character - 0x30 : character - 0x61 + 10
-        if let h = high {
-          bytes.append(h << 4 | nibble)
-          high = nil
-        } else {
-          high = nibble
-        }
-      }
-      return String(decoding: bytes, as: UTF8.self)
-    }
+#else
+/// Process mode needs AsyncToolsProcess' re-execution: Linux only for now, so no process is ever a
+/// worker elsewhere.
+struct WorkerProcessRuntime: Sendable {
+  static var processIndexOfThisProcess: Int? { nil }
+  static func fromEnvironment() -> WorkerProcessRuntime? { nil }
+  var processIndex: Int { 0 }
+  func run(configuration: ServerConfiguration, body: @escaping @Sendable (WorkerContext) async throws -> Void) async -> Never {
+    fatalError("process mode is available on Linux only")
   }
 }
+#endif

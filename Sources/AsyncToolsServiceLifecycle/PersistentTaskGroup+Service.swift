@@ -1,7 +1,7 @@
 import AsyncTools
 import ServiceLifecycle
 
-/// A ``AsyncTools/PersistentTaskGroup`` runs as a swift-service-lifecycle `Service`, so a
+/// A `PersistentTaskGroup` runs as a swift-service-lifecycle `Service`, so a
 /// `ServiceGroup` that owns it also ends it.
 extension PersistentTaskGroup: Service {
   /// Keeps the group running until the surrounding `ServiceGroup` shuts down, then ends it.

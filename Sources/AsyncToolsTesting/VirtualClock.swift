@@ -2,7 +2,7 @@ import AsyncTools
 import HeapModule
 import Synchronization
 
-/// A clock whose time moves only when you, or the ``withVirtualTime(advancing:autojumpThreshold:deadlockTimeout:_:)``
+/// A clock whose time moves only when you, or the ``withVirtualTime(startingAt:advancing:autojumpThreshold:deadlockTimeout:_:)``
 /// driver, move it.
 ///
 /// Hand a `VirtualClock` to any API that takes `some Clock<Duration>` and its sleeps take no real time:
@@ -71,6 +71,15 @@ public final class VirtualClock: Clock, Sendable {
     case pending
     case registered(UnsafeContinuation<Void, any Error>)
     case cancelled
+    /// A job the runtime scheduled on the driver for a deadline (`Task.sleep`, a sleep on
+    /// `ContinuousClock`/`SuspendingClock`), as a bit pattern: it is enqueued when due.
+    case job(UInt)
+  }
+
+  /// What wakes when a deadline is reached.
+  enum Waker {
+    case continuation(UnsafeContinuation<Void, any Error>)
+    case job(UInt)
   }
 
   struct State {
@@ -81,6 +90,8 @@ public final class VirtualClock: Clock, Sendable {
     var entries: [UInt64: Entry] = [:]
     /// Number of `.registered` entries.
     var registeredCount = 0
+    /// Number of `.job` entries (runtime sleeps scheduled on the driver).
+    var jobCount = 0
     /// Sleepers that are `advance(to:)` calls under a manual driver, with their targets.
     var advancers: [UInt64: Duration] = [:]
     /// Tasks waiting in `runUntilIdle()` under a driver.
@@ -136,7 +147,7 @@ public final class VirtualClock: Clock, Sendable {
       return
     }
     while true {
-      let due: [UnsafeContinuation<Void, any Error>] = state.withLock { state in
+      let due: [Waker] = state.withLock { state in
         guard let first = state.firstLiveDeadline(), first <= instant.offset else {
           state.now = max(state.now, instant.offset)
           return []
@@ -145,7 +156,9 @@ public final class VirtualClock: Clock, Sendable {
         return state.popAllLive(at: first)
       }
       if due.isEmpty { break }
-      for continuation in due { continuation.resume() }
+      for waker in due {
+        if case .continuation(let continuation) = waker { continuation.resume() }
+      }
       for _ in 0..<VirtualClock.manualYields { await Task.yield() }
     }
   }
@@ -220,7 +233,7 @@ public final class VirtualClock: Clock, Sendable {
         case .pending:
           state.entries[id] = .cancelled  // registration will see it and fail
           return nil
-        case .cancelled, nil:
+        case .cancelled, .job, nil:
           return nil  // already woken or already cancelled
         }
       }
@@ -237,25 +250,41 @@ extension VirtualClock.State {
   /// The earliest deadline of a live sleeper, dropping tombstones of cancelled ones on the way.
   mutating func firstLiveDeadline() -> Duration? {
     while let key = heap.min {
-      if case .registered = entries[key.id] { return key.deadline }
-      _ = heap.removeMin()
+      switch entries[key.id] {
+      case .registered, .job: return key.deadline
+      default: _ = heap.removeMin()
+      }
     }
     return nil
   }
 
   /// Removes every live sleeper whose deadline is exactly `deadline`, in registration order, and
-  /// returns their continuations (to be resumed outside the lock).
-  mutating func popAllLive(at deadline: Duration) -> [UnsafeContinuation<Void, any Error>] {
-    var batch: [UnsafeContinuation<Void, any Error>] = []
+  /// returns what wakes them (to be resumed or enqueued outside the lock).
+  mutating func popAllLive(at deadline: Duration) -> [VirtualClock.Waker] {
+    var batch: [VirtualClock.Waker] = []
     while let key = heap.min, key.deadline == deadline {
       _ = heap.removeMin()
-      if case .registered(let continuation) = entries.removeValue(forKey: key.id) {
+      switch entries.removeValue(forKey: key.id) {
+      case .registered(let continuation):
         registeredCount -= 1
         advancers[key.id] = nil
-        batch.append(continuation)
+        batch.append(.continuation(continuation))
+      case .job(let job):
+        jobCount -= 1
+        batch.append(.job(job))
+      default:
+        break
       }
     }
     return batch
+  }
+
+  /// Schedules a runtime job for `deadline` (at least now), after every sleeper already due then.
+  mutating func schedule(job: UInt, at deadline: Duration) {
+    nextID &+= 1
+    entries[nextID] = .job(job)
+    jobCount += 1
+    heap.insert(VirtualClock.Key(deadline: max(deadline, now), id: nextID))
   }
 
   /// What a driver does when nothing is runnable: wake idle waiters first, then jump to the
@@ -274,13 +303,18 @@ extension VirtualClock.State {
   }
 
   /// Detaches the clock from its driver and returns every sleeper still waiting.
-  mutating func detach() -> [UnsafeContinuation<Void, any Error>] {
+  mutating func detach() -> [VirtualClock.Waker] {
     driver = nil
-    var all: [UnsafeContinuation<Void, any Error>] = []
+    var all: [VirtualClock.Waker] = []
     while let key = heap.popMin() {
-      if case .registered(let continuation) = entries.removeValue(forKey: key.id) { all.append(continuation) }
+      switch entries.removeValue(forKey: key.id) {
+      case .registered(let continuation): all.append(.continuation(continuation))
+      case .job(let job): all.append(.job(job))
+      default: break
+      }
     }
     registeredCount = 0
+    jobCount = 0
     advancers = [:]
     return all
   }
@@ -290,6 +324,6 @@ extension VirtualClock {
   /// Work a driver found for an idle moment.
   enum IdleWork {
     case idle([UnsafeContinuation<Void, Never>])
-    case sleepers([UnsafeContinuation<Void, any Error>])
+    case sleepers([Waker])
   }
 }

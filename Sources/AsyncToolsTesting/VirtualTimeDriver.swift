@@ -1,4 +1,7 @@
 import CAsyncToolsShims
+#if compiler(>=6.3) && !canImport(Darwin)
+  @_spi(ExperimentalScheduling) import _Concurrency
+#endif
 import DequeModule
 import AsyncTools
 import Synchronization
@@ -50,6 +53,19 @@ func retireActiveDriver() {
   }
 }
 
+/// What a driver saw when it found its body stuck: nothing runnable, nothing due, nothing from
+/// outside for `deadlockTimeout`.
+struct DeadlockSnapshot: Sendable {
+  /// The virtual time.
+  var now: Duration
+  /// Tasks sleeping on the scope's `VirtualClock` (only possible in manual mode).
+  var sleepers: Int
+  /// Runtime sleeps (`Task.sleep`, `ContinuousClock`) scheduled on the driver.
+  var runtimeTimers: Int
+  /// Jobs of the scope that came back from other threads during the scope.
+  var foreignWakeups: Int
+}
+
 /// A single-threaded, deterministic executor for everything one `withVirtualTime` body starts.
 ///
 /// While it runs, every global enqueue in the process reaches ``enqueue(_:original:)``. It keeps
@@ -57,9 +73,10 @@ func retireActiveDriver() {
 /// and hands every other job back to the runtime at once, so tests running beside it in the same
 /// process are neither captured nor stalled. When nothing it owns can run, it asks the clock for
 /// idle work: idle waiters first, then a jump to the earliest deadline.
-final class VirtualTimeDriver: @unchecked Sendable {
+final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   // @unchecked Sendable: all mutable state is inside `state` (a `Locked`, i.e. a Mutex); `wakeup` is a POSIX
-  // semaphore, itself thread-safe; the remaining stored properties are immutable.
+  // semaphore, itself thread-safe; `jobStarted` is read and written only on the driver thread (see
+  // `onDriverThread`); the remaining stored properties are immutable.
 
   struct State {
     /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`).
@@ -76,8 +93,12 @@ final class VirtualTimeDriver: @unchecked Sendable {
     var original: UInt = 0
     var bodyDone = false
     var bodyTask: Task<Void, Never>?
-    /// Called on the driver thread once the loop ended (the hook is uninstalled by then).
-    var onFinish: (@Sendable (_ deadlocked: Bool) -> Void)?
+    /// Called on the driver thread once the loop ended (the hook is uninstalled by then), with
+    /// what the driver saw when it found the body stuck, or nil.
+    var onFinish: (@Sendable (_ deadlock: DeadlockSnapshot?) -> Void)?
+    /// Jobs of the scope that arrived from other threads (wake-ups by Dispatch, signal handlers,
+    /// actors with their own executors, …).
+    var foreignWakeups = 0
   }
 
   let state = Locked(State())
@@ -86,6 +107,10 @@ final class VirtualTimeDriver: @unchecked Sendable {
   let automatic: Bool
   let autojumpThreshold: Duration
   let deadlockTimeout: Duration
+  /// When virtual time last jumped (real time): a task that read a real clock and then scheduled
+  /// a sleep on this driver stayed runnable in between, so time did not jump in between either.
+  /// Driver thread only.
+  var epochStarted = ContinuousClock.now
 
   init(clock: VirtualClock, automatic: Bool, autojumpThreshold: Duration, deadlockTimeout: Duration) {
     self.clock = clock
@@ -103,6 +128,9 @@ final class VirtualTimeDriver: @unchecked Sendable {
 
   var marker: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
+  /// This driver as the task executor its jobs run on.
+  var taskExecutor: UnownedTaskExecutor { asUnownedTaskExecutor() }
+
   /// Receives every global enqueue in the process while this driver is active.
   func enqueue(_ job: UnownedJob, original: EnqueueOriginal) {
     let onOwnThread = asynctools_thread_marker_get() == marker
@@ -111,6 +139,7 @@ final class VirtualTimeDriver: @unchecked Sendable {
     let (keep, wake) = state.withLock { state -> (Bool, Bool) in
       state.original = originalBits
       guard !state.finished, onOwnThread || state.ours.contains(key) else { return (false, false) }
+      if !onOwnThread { state.foreignWakeups += 1 }
       state.ready.append(key)
       let wake = state.sleeping
       state.sleeping = false
@@ -121,6 +150,71 @@ final class VirtualTimeDriver: @unchecked Sendable {
     } else if wake {
       sem_post(wakeup)
     }
+  }
+
+  /// True on the driver's own thread.
+  var onDriverThread: Bool { asynctools_thread_marker_get() == marker }
+
+  /// Receives the jobs of every task that prefers this executor (the body, its structured and
+  /// immediate children) and of `Task.yield()` in them, from any thread.
+  func enqueue(_ job: consuming ExecutorJob) {
+    let unowned = UnownedJob(job)
+    let key = unsafeBitCast(unowned, to: UInt.self)
+    let foreign = !onDriverThread
+    let (keep, wake) = state.withLock { state -> (Bool, Bool) in
+      guard !state.finished else { return (false, false) }
+      if foreign { state.foreignWakeups += 1 }
+      state.ready.append(key)
+      let wake = state.sleeping
+      state.sleeping = false
+      return (true, wake)
+    }
+    if !keep {
+      // The scope is over (a stray job of a task that preferred it): the runtime runs it.
+      globalConcurrentExecutor.enqueue(unowned)
+    } else if wake {
+      sem_post(wakeup)
+    }
+  }
+
+  /// Schedules `job` (the wake-up of a runtime sleep) `delay` of virtual time from now.
+  func schedule(_ job: UnownedJob, after delay: Duration) {
+    let key = unsafeBitCast(job, to: UInt.self)
+    let scheduled = clock.state.withLock { state -> Bool in
+      guard state.driver === self else { return false }
+      state.schedule(job: key, at: state.now + max(delay, .zero))
+      return true
+    }
+    if scheduled {
+      notify()
+    } else {
+      globalConcurrentExecutor.enqueue(job)
+    }
+  }
+
+  /// The virtual delay of a runtime sleep on a real clock (`ContinuousClock`, `SuspendingClock`)
+  /// whose deadline `measured` of real time from now was computed from a real `now` reading.
+  ///
+  /// `Clock.sleep(for:)` reads `now` just before it sleeps, and the task stays runnable until its
+  /// sleep reaches this driver, so virtual time did not jump in between: the requested duration
+  /// lies in `measured ... measured + slack`, where `slack` is the real time since the last jump
+  /// (1 ms off the driver thread). The delay is the roundest duration in that window (a multiple
+  /// of the largest power of ten from 1 s down to 1 µs), which recovers
+  /// `Task.sleep(for: .seconds(3600))` as exactly one hour.
+  func virtualDelay(measured: Duration) -> Duration {
+    if measured <= .zero { return .zero }
+    let slack = onDriverThread ? ContinuousClock.now - epochStarted : .milliseconds(1)
+    let (seconds, attoseconds) = measured.components
+    guard seconds < Int64.max / 1_000_000_000 - 1 else { return measured }
+    let nanos = seconds * 1_000_000_000 + (attoseconds + 999_999_999) / 1_000_000_000
+    let slackNanos = slack.components.seconds * 1_000_000_000 + slack.components.attoseconds / 1_000_000_000
+    var grain: Int64 = 1_000_000_000
+    while grain >= 1_000 {
+      let rounded = (nanos + grain - 1) / grain * grain
+      if rounded - nanos <= slackNanos { return .nanoseconds(rounded) }
+      grain /= 10
+    }
+    return .nanoseconds(nanos)
   }
 
   /// Wakes the driver if it is blocked waiting for foreign work (a sleeper registered from
@@ -163,14 +257,16 @@ final class VirtualTimeDriver: @unchecked Sendable {
   private func run() {
     asynctools_thread_marker_set(marker)
     defer { asynctools_thread_marker_set(nil) }
-    var deadlocked = false
+    var deadlock: DeadlockSnapshot?
     // Jobs are taken from the shared queue a whole batch per lock, then run in order; jobs they
     // enqueue join the shared queue and form the next batch, so the order is first in, first out.
     var batch = Deque<UInt>()
     loop: while true {
       if batch.isEmpty { takeReadyJobs(into: &batch) }
       if let key = batch.popFirst() {
-        unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: genericExecutor)
+        // On this executor as a task executor: tasks that prefer it stay, and runtime sleeps and
+        // yields of the job reach `enqueue(_:at:…)` / `enqueue(_:)`.
+        unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: taskExecutor)
         continue
       }
       if state.withLock({ $0.bodyDone }) { break }
@@ -180,22 +276,28 @@ final class VirtualTimeDriver: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
         continue loop
       case .sleepers(let sleepers):
-        for sleeper in sleepers { sleeper.resume() }
+        epochStarted = ContinuousClock.now
+        for sleeper in sleepers {
+          switch sleeper {
+          case .continuation(let continuation): continuation.resume()
+          case .job(let job): state.withLock { $0.ready.append(job) }
+          }
+        }
         continue loop
       case nil:
         break
       }
       if waitForWork(upTo: deadlockTimeout) { continue }
-      if deadlocked {
+      if deadlock != nil {
         // Cancelling did not free the body either: give up on it rather than hang.
         break
       }
       // Nothing runnable, nothing due, nothing from outside for `deadlockTimeout`: the body
       // waits for something that can never happen. Cancel it so it can unwind, then report.
-      deadlocked = true
+      deadlock = snapshot()
       cancelBody()
     }
-    finish(deadlocked: deadlocked)
+    finish(deadlock: deadlock)
   }
 
   /// Moves every ready job into `batch` (which is empty) and records them as this scope's.
@@ -235,7 +337,15 @@ final class VirtualTimeDriver: @unchecked Sendable {
     }
   }
 
-  private func finish(deadlocked: Bool) {
+  /// What the driver sees at a deadlock.
+  private func snapshot() -> DeadlockSnapshot {
+    let (now, sleepers, timers) = clock.state.withLock { ($0.now, $0.registeredCount, $0.jobCount) }
+    return DeadlockSnapshot(
+      now: now, sleepers: sleepers, runtimeTimers: timers,
+      foreignWakeups: state.withLock { $0.foreignWakeups })
+  }
+
+  private func finish(deadlock: DeadlockSnapshot?) {
     // Uninstall first, so that nothing below is captured again.
     let hook = unsafeBitCast(virtualTimeHook, to: UnsafeMutableRawPointer.self)
     _ = asynctools_enqueue_global_hook_cas(hook, nil, nil)
@@ -254,7 +364,13 @@ final class VirtualTimeDriver: @unchecked Sendable {
     }
     // Sleepers left behind are cancelled: they resume with CancellationError, outside the scope.
     let sleepers = clock.state.withLock { $0.detach() }
-    for sleeper in sleepers { sleeper.resume(throwing: CancellationError()) }
+    for sleeper in sleepers {
+      switch sleeper {
+      case .continuation(let continuation): continuation.resume(throwing: CancellationError())
+      // A runtime sleep left behind (usually of a cancelled `Task.sleep`): it ends in real time.
+      case .job(let job): globalConcurrentExecutor.enqueue(unsafeBitCast(job, to: UnownedJob.self))
+      }
+    }
     let onFinish = state.withLock { state in
       defer {
         state.onFinish = nil
@@ -262,7 +378,7 @@ final class VirtualTimeDriver: @unchecked Sendable {
       }
       return state.onFinish
     }
-    onFinish?(deadlocked)
+    onFinish?(deadlock)
   }
 
   /// Cancels the body's task (the caller was cancelled, or the scope deadlocked).
@@ -270,3 +386,30 @@ final class VirtualTimeDriver: @unchecked Sendable {
     state.withLock { $0.bodyTask }?.cancel()
   }
 }
+
+#if compiler(>=6.3) && !canImport(Darwin)
+  // Where the runtime has scheduling executors (Swift 6.3 on Linux, an SPI), a task that prefers
+  // the driver sends its `Task.sleep` and `ContinuousClock`/`SuspendingClock` sleeps here: they
+  // become virtual timers.
+  extension VirtualTimeDriver: SchedulingExecutor {
+    func enqueue<C: Clock>(
+      _ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C
+    ) {
+      let unowned = UnownedJob(job)
+      schedule(unowned, after: (delay as? Duration) ?? .zero)
+    }
+
+    func enqueue<C: Clock>(
+      _ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C
+    ) {
+      let unowned = UnownedJob(job)
+      if let virtual = clock as? VirtualClock, let deadline = instant as? VirtualClock.Instant {
+        _ = virtual
+        schedule(unowned, after: deadline.offset - self.clock.now.offset)
+      } else {
+        let measured = (clock.now.duration(to: instant) as? Duration) ?? .zero
+        schedule(unowned, after: virtualDelay(measured: measured))
+      }
+    }
+  }
+#endif

@@ -3,7 +3,7 @@ import CAsyncToolsShims
 import DequeModule
 import Synchronization
 
-/// How time moves inside ``withVirtualTime(advancing:autojumpThreshold:deadlockTimeout:_:)``.
+/// How time moves inside ``withVirtualTime(startingAt:advancing:autojumpThreshold:deadlockTimeout:_:)``.
 public enum VirtualTimeAdvancing: Sendable, Hashable {
   /// The moment no job can run, time jumps to the earliest pending deadline (aiotools'
   /// `VirtualClock` and Trio's autojump semantics).
@@ -25,6 +25,9 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
     case hookUnavailable
     /// This Swift runtime does not export `swift_task_enqueueGlobal_hook`.
     case unsupportedRuntime
+    /// `withVirtualTime` was called inside another virtual-time scope (scopes do not nest: use the
+    /// outer scope's clock, or `DefaultClock()`, instead).
+    case nested
   }
 
   /// The kind of failure.
@@ -86,11 +89,20 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 /// - Returns: what `body` returns.
 /// - Throws: what `body` throws, ``VirtualTimeError``, or `AsyncToolsError` for bad arguments.
 public func withVirtualTime<T: Sendable>(
+  startingAt start: VirtualClock.Instant = VirtualClock.Instant(offset: .zero),
   advancing: VirtualTimeAdvancing = .automatic,
   autojumpThreshold: Duration = .zero,
   deadlockTimeout: Duration = .seconds(30),
   _ body: @escaping @Sendable (VirtualClock) async throws -> T
 ) async throws -> T {
+  // Checked before anything else, and never waiting on the scope lock: the outer scope holds it
+  // until its body (which is waiting here) returns.
+  if ScopedTime.source is VirtualTimeSource || asynctools_thread_marker_get() != nil {
+    throw VirtualTimeError(
+      code: .nested,
+      message: "withVirtualTime was called inside another withVirtualTime scope; scopes do not nest: "
+        + "use the outer scope's VirtualClock (or DefaultClock()) in the inner code instead")
+  }
   if autojumpThreshold < .zero {
     throw AsyncToolsError.invalidArgument("autojumpThreshold must not be negative, got \(autojumpThreshold)")
   }
@@ -103,17 +115,19 @@ public func withVirtualTime<T: Sendable>(
   await virtualTimeScopeLock.lock()
   defer { virtualTimeScopeLock.unlock() }
   return try await runVirtualTimeScope(
-    advancing: advancing, autojumpThreshold: autojumpThreshold, deadlockTimeout: deadlockTimeout, body)
+    startingAt: start, advancing: advancing, autojumpThreshold: autojumpThreshold,
+    deadlockTimeout: deadlockTimeout, body)
 }
 
 /// The scope itself, for a caller that already holds `virtualTimeScopeLock`.
 package func runVirtualTimeScope<T: Sendable>(
+  startingAt start: VirtualClock.Instant = VirtualClock.Instant(offset: .zero),
   advancing: VirtualTimeAdvancing,
   autojumpThreshold: Duration,
   deadlockTimeout: Duration,
   _ body: @escaping @Sendable (VirtualClock) async throws -> T
 ) async throws -> T {
-  let clock = VirtualClock()
+  let clock = VirtualClock(now: start)
   let driver = VirtualTimeDriver(
     clock: clock, automatic: advancing == .automatic,
     autojumpThreshold: autojumpThreshold, deadlockTimeout: deadlockTimeout)
@@ -135,33 +149,31 @@ package func runVirtualTimeScope<T: Sendable>(
 
   let outcome = OutcomeBox<T>()
   return try await withTaskCancellationHandler {
-    let deadlocked: Bool = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-      driver.state.withLock { $0.onFinish = { deadlocked in continuation.resume(returning: deadlocked) } }
-      // The body's task must be captured from its very first enqueue, which happens right here on
-      // the caller's thread: mark this thread as the driver's for the duration of the creation.
-      let previous = asynctools_thread_marker_get()
-      asynctools_thread_marker_set(driver.marker)
-      let task = Task {
+    let deadlock: DeadlockSnapshot? = await withCheckedContinuation {
+      (continuation: CheckedContinuation<DeadlockSnapshot?, Never>) in
+      driver.state.withLock { $0.onFinish = { deadlock in continuation.resume(returning: deadlock) } }
+      // The body prefers the driver as its task executor: its jobs, those of its structured and
+      // immediate children, their yields and (where the runtime supports it) their runtime sleeps
+      // all come to the driver directly.
+      let source = VirtualTimeSource(clock: clock, driver: driver)
+      let task = Task(executorPreference: driver) {
         let result: Result<T, any Error>
         do {
-          result = .success(try await body(clock))
+          // Every `DefaultClock` created in the body (the default clock of every AsyncTools API)
+          // follows this scope's clock.
+          result = .success(try await ScopedTime.$source.withValue(source) { try await body(clock) })
         } catch {
           result = .failure(error)
         }
         outcome.value.withLock { $0 = result }
         driver.bodyFinished()
       }
-      asynctools_thread_marker_set(previous)
       driver.state.withLock { $0.bodyTask = task }
       driver.start()
     }
-    if deadlocked {
+    if let deadlock {
       throw VirtualTimeError(
-        code: .deadlock,
-        message: advancing == .manual
-          ? "nothing could run and no advance(by:)/advance(to:) was pending for \(deadlockTimeout) "
-            + "(manual mode: the body waits for time that nobody advances)"
-          : "nothing could run, nothing was sleeping and nothing arrived from outside for \(deadlockTimeout)")
+        code: .deadlock, message: deadlockMessage(deadlock, manual: advancing == .manual, timeout: deadlockTimeout))
     }
     guard let result = outcome.value.withLock({ $0 }) else {
       throw VirtualTimeError(code: .deadlock, message: "the body did not finish")
@@ -210,4 +222,22 @@ package final class AsyncFIFOLock: Sendable {
     }
     next?.resume()
   }
+}
+
+/// The sentence a deadlock error carries: what the driver saw, and what usually causes it.
+func deadlockMessage(_ seen: DeadlockSnapshot, manual: Bool, timeout: Duration) -> String {
+  var message = "the body was stuck at virtual time +\(seen.now): for \(timeout) of real time no task of the scope "
+    + "could run and nothing arrived from outside. Seen: \(seen.sleepers) task(s) sleeping on the VirtualClock, "
+    + "\(seen.runtimeTimers) runtime sleep(s) scheduled in virtual time, \(seen.foreignWakeups) wake-up(s) from "
+    + "other threads during the scope. "
+  if manual && seen.sleepers > 0 {
+    message += "Manual mode: the sleepers wait for time that nobody advances (call advance(by:)/advance(to:)). "
+  } else {
+    message += "No virtual timer is pending, so the body waits for something outside virtual time: "
+      + "a task sleeping on a real clock that the scope cannot see (a top-level Task.immediate, a task with "
+      + "another executor preference, @MainActor code, an actor with its own executor), real I/O, Dispatch "
+      + "or a thread, or a continuation nobody resumes. A real wait longer than deadlockTimeout ends here: "
+      + "pass a larger deadlockTimeout, or let that code sleep on the scope's clock (DefaultClock())."
+  }
+  return message
 }

@@ -3,12 +3,16 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stddef.h>
+#include <unistd.h>
 
 #if defined(__linux__)
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -38,6 +42,106 @@ int asynctools_pidfd_send_signal(int pidfd, int sig) {
 
 int asynctools_set_parent_death_signal(int sig) {
   return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
+}
+
+int asynctools_set_process_name(const char *name) {
+  char truncated[16];
+  strncpy(truncated, name, 15);
+  truncated[15] = 0;
+  if (gettid() == getpid()) return prctl(PR_SET_NAME, (unsigned long)truncated, 0, 0, 0);
+  // Another thread (Swift code rarely runs on the main thread, which libdispatch parks in
+  // sigsuspend): a thread may set the name of any thread of its process through /proc.
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)getpid());
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t length = strlen(truncated);
+  ssize_t written = write(fd, truncated, length);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return written == (ssize_t)length ? 0 : -1;
+}
+
+void asynctools_die_by_signal(int sig, int status) {
+  if (sig >= 1 && sig <= 64) {
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    kill(getpid(), sig);
+  }
+  _exit(status);
+}
+
+static uint64_t asynctools_held_signals = 0;
+
+static void asynctools_hold_signal(int sig) {
+  if (sig >= 1 && sig <= 64) __atomic_fetch_or(&asynctools_held_signals, (uint64_t)1 << (sig - 1), __ATOMIC_SEQ_CST);
+}
+
+uint64_t asynctools_take_held_signals(void) { return __atomic_exchange_n(&asynctools_held_signals, 0, __ATOMIC_SEQ_CST); }
+
+/// In a copy re-executed for a role: records (instead of acting on) every signal blocked at load time.
+static void asynctools_hold_blocked_signals(void) {
+  if (getenv(ASYNCTOOLS_ENV_ROLE) == NULL) return;
+  sigset_t blocked;
+  if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;
+  struct sigaction action;
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = asynctools_hold_signal;
+  action.sa_flags = SA_RESTART;
+  sigfillset(&action.sa_mask);
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig != SIGKILL && sig != SIGSTOP && sigismember(&blocked, sig) == 1) sigaction(sig, &action, NULL);
+  }
+}
+
+static int asynctools_death_signal = 0;
+static pid_t asynctools_expected_parent = 0;
+static char asynctools_startup_path[4096];
+static int asynctools_startup_path_known = 0;
+
+int asynctools_armed_parent_death_signal(pid_t *expected_parent) {
+  *expected_parent = asynctools_expected_parent;
+  return asynctools_death_signal;
+}
+
+const char *asynctools_startup_executable_path(void) {
+  return asynctools_startup_path_known ? asynctools_startup_path : NULL;
+}
+
+/// Runs when the program is loaded, before the Swift runtime and `main`: the earliest point a
+/// re-executed child can arm its parent-death signal (posix_spawn cannot run prctl between fork
+/// and exec). A parent that died before the prctl is caught by the getppid() check after it.
+/// Also remembers where the executable lives now, before anyone can replace the file.
+__attribute__((constructor)) static void asynctools_load_time_setup(void) {
+  ssize_t length = readlink("/proc/self/exe", asynctools_startup_path, sizeof(asynctools_startup_path) - 1);
+  if (length > 0) {
+    asynctools_startup_path[length] = 0;
+    asynctools_startup_path_known = 1;
+  }
+  asynctools_hold_blocked_signals();
+
+  const char *signal_text = getenv(ASYNCTOOLS_ENV_DEATH_SIGNAL);
+  const char *parent_text = getenv(ASYNCTOOLS_ENV_PARENT_PID);
+  if (signal_text == NULL || parent_text == NULL) return;
+  char *end = NULL;
+  long sig = strtol(signal_text, &end, 10);
+  int signal_ok = *signal_text != 0 && *end == 0 && sig >= 1 && sig <= 64;
+  long parent = strtol(parent_text, &end, 10);
+  int parent_ok = *parent_text != 0 && *end == 0 && parent > 0;
+  // Removed at once: a program this one starts before its own set-up runs must not take them for
+  // its own (it would compare its parent with ours, and kill itself).
+  unsetenv(ASYNCTOOLS_ENV_DEATH_SIGNAL);
+  unsetenv(ASYNCTOOLS_ENV_PARENT_PID);
+  if (!signal_ok || !parent_ok) return;
+  prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
+  asynctools_death_signal = (int)sig;
+  asynctools_expected_parent = (pid_t)parent;
+  // The parent may have died before the prctl: then the signal will never come, so deliver it now.
+  if (getppid() != (pid_t)parent) asynctools_die_by_signal((int)sig, 126);
 }
 
 int asynctools_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -146,6 +250,26 @@ int asynctools_set_parent_death_signal(int sig) {
   errno = ENOSYS;
   return -1;
 }
+
+int asynctools_set_process_name(const char *name) {
+  (void)name;
+  errno = ENOSYS;
+  return -1;
+}
+
+int asynctools_armed_parent_death_signal(pid_t *expected_parent) {
+  *expected_parent = 0;
+  return 0;
+}
+
+void asynctools_die_by_signal(int sig, int status) {
+  (void)sig;
+  _exit(status);
+}
+
+const char *asynctools_startup_executable_path(void) { return NULL; }
+
+uint64_t asynctools_take_held_signals(void) { return 0; }
 #endif
 
 void **asynctools_enqueue_global_hook_address(void) {

@@ -48,17 +48,17 @@ import Testing
     [], [""], ["", ""], ["a"], ["a,b", "1:2", "=", "héllo 🚀", "\u{7F}\u{1}"], Array(repeating: "x", count: 100),
   ])
   func argumentsSurviveEncoding(arguments: [String]) {
-    let encoded = ChildEnvironment.encode(arguments)
+    let encoded = ReexecutionEnvironment.encode(arguments)
     #expect(encoded.utf8.allSatisfy { $0 > 32 && $0 < 127 }, "the encoding is plain ASCII: \(encoded)")
-    #expect(ChildEnvironment.decode(encoded) == arguments)
+    #expect(ReexecutionEnvironment.decode(encoded) == arguments)
   }
 
   @Test(arguments: ["", "x", "1", "1:", "2:61", "1:6", "1:zz", "0:61", "-1:"])
   func malformedEncodingIsRejected(encoded: String) {
     if encoded == "1:" {
-      #expect(ChildEnvironment.decode(encoded) == [""])  // one empty argument, not malformed
+      #expect(ReexecutionEnvironment.decode(encoded) == [""])  // one empty argument, not malformed
     } else {
-      #expect(ChildEnvironment.decode(encoded) == nil)
+      #expect(ReexecutionEnvironment.decode(encoded) == nil)
     }
   }
 }

@@ -1,4 +1,6 @@
 #if os(Linux)
+import AsyncToolsTestSupport
+import AsyncToolsTesting
 import Glibc
 import Testing
 
@@ -12,17 +14,6 @@ import Testing
 /// once (no zombie, `send` is a no-op afterwards); nothing hangs (watchdog).
 /// `ASYNCTOOLS_STRESS_ITERATIONS` scales the number of children; `ASYNCTOOLS_STRESS_SEED` replays a run.
 @Suite struct ProcessStressTests {
-  struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-  }
-
   enum Scenario: Sendable {
     case externalExit(Int32)
     case externalSignal(Int32)
@@ -39,10 +30,9 @@ import Testing
   }
 
   @Test func randomChildrenWaitersAndCancellationsKeepTheInvariants() async throws {
-    let iterations = getenv("ASYNCTOOLS_STRESS_ITERATIONS").flatMap { Int(String(cString: $0)) } ?? 24
-    let seed =
-      getenv("ASYNCTOOLS_STRESS_SEED").flatMap { UInt64(String(cString: $0)) } ?? UInt64.random(in: 1...UInt64.max)
-    var random = SplitMix64(state: seed)
+    let iterations = Stress.iterations(default: 24)
+    let seed = Stress.seed()
+    var random = SeededRandomNumberGenerator(seed: seed)
     let signals = [SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGUSR1]
     let plans: [Plan] = (0..<iterations).map { _ in
       let scenario: Scenario

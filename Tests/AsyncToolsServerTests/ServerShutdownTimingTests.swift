@@ -1,4 +1,4 @@
-import AsyncToolsServer
+@testable import AsyncToolsServer
 import AsyncToolsTesting
 import Synchronization
 import Testing
@@ -76,6 +76,26 @@ struct ServerShutdownTimingTests {
       #expect(exit == .forceStopped(.sigterm))
       #expect(clock.now.offset == .seconds(4))
       #expect(probe.events.contains("log: killing worker 0: it outlived the wait timeout"))
+    }
+  }
+
+  @Test func aWorkerIgnoringCancellationIsAbandonedAfterTheKillGrace() async throws {
+    try await withVirtualTime { clock in
+      let probe = Probe()
+      let release = Probe()
+      var configuration = threadsConfiguration(workers: 1, logTo: probe)
+      configuration.waitTimeout = .seconds(3)
+      let exit = try await startServer(configuration: configuration, clock: clock) { context in
+        _ = await context.stopSignal()
+        await release.wait(for: 1, "go")  // ignores cancellation
+        probe.record("worker finally ended")
+      } main: { try await stopAfterOneSecond($0, clock, probe, workers: 1) }
+      #expect(exit == .forceStopped(.sigterm))
+      #expect(clock.now.offset == .seconds(4) + ServerState.killGrace)
+      #expect(probe.events.contains("log: worker 0 ignores its cancellation: abandoned (the process must exit to end it)"))
+      #expect(!probe.events.contains("worker finally ended"))
+      release.record("go")
+      await probe.wait(for: 1, "worker finally ended")
     }
   }
 

@@ -1,4 +1,5 @@
 import AsyncToolsServer
+import AsyncToolsTestSupport
 import AsyncToolsTesting
 import Synchronization
 import Testing
@@ -19,26 +20,11 @@ struct ServerStressTests {
     case normal, failStartup, failShutdown, returnEarly, slowStartup, slowTeardown
   }
 
-  /// SplitMix64: small, seedable, good enough to pick scenarios.
-  struct Random: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-  }
-
-  static var iterations: Int {
-    getenv("ASYNCTOOLS_STRESS_ITERATIONS").flatMap { Int(String(cString: $0)) } ?? 200
-  }
+  static var iterations: Int { Stress.iterations(default: 200) }
 
   @Test func randomWorkersAlwaysEndAndAreAccountedFor() async throws {
-    let seed = getenv("ASYNCTOOLS_STRESS_SEED").flatMap { UInt64(String(cString: $0)) }
-      ?? UInt64.random(in: 1...UInt64.max)
-    var random = Random(state: seed)
+    let seed = Stress.seed()
+    var random = SeededRandomNumberGenerator(seed: seed)
     for iteration in 0..<Self.iterations {
       let workers = Int.random(in: 1...4, using: &random)
       let behaviours = (0..<workers).map { _ in Behaviour.allCases.randomElement(using: &random)! }

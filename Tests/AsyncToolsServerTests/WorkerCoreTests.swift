@@ -79,10 +79,3 @@ struct WorkerCoreTests {
   }
 }
 
-@Suite("Worker argument coding")
-struct ArgumentCodingTests {
-  @Test(arguments: [[], [""], ["", ""], ["a,b", "x\ny", "ünï", "%41"], ["--db", "/tmp/a b"]])
-  func argumentsSurviveTheEnvironment(arguments: [String]) {
-    #expect(ArgumentCoding.decode(ArgumentCoding.encode(arguments)) == arguments)
-  }
-}

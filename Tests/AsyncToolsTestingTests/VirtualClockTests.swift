@@ -1,14 +1,11 @@
 import AsyncTools
+import AsyncToolsTestSupport
 import AsyncToolsTesting
 import Synchronization
 import Testing
 
 /// An append-only event log shared by the tasks of one test.
-final class EventLog: Sendable {
-  let entries = Locked<[String]>([])
-  func append(_ entry: String) { entries.withLock { $0.append(entry) } }
-  var all: [String] { entries.withLock { $0 } }
-}
+typealias EventLog = TestLog<String>
 
 @Suite struct VirtualClockTests {
   @Test func longSleepTakesNoRealTime() async throws {

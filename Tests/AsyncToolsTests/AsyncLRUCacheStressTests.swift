@@ -4,6 +4,7 @@
   import Darwin
 #endif
 import AsyncTools
+import AsyncToolsTestSupport
 import Testing
 
 /// What every computation of one stress round did, to check the single-flight invariant as it happens.
@@ -69,16 +70,11 @@ private struct StressValue: Equatable {
 
 @Suite("AsyncLRUCache stress")
 struct AsyncLRUCacheStressTests {
-  static var iterations: Int {
-    if let raw = getenv("ASYNCTOOLS_STRESS_ITERATIONS"), let value = Int(String(cString: raw)), value > 0 {
-      return value
-    }
-    return 40
-  }
+  static var iterations: Int { Stress.iterations(default: 40) }
 
   @Test(.timeLimit(.minutes(5)))
   func randomMissesFailuresCancellationsAndInvalidationsKeepEveryInvariant() async throws {
-    let baseSeed = UInt64.random(in: 0...UInt64.max)
+    let baseSeed = Stress.seed()
     print("AsyncLRUCache stress: base seed \(baseSeed), \(Self.iterations) iterations")
     for iteration in 0..<Self.iterations {
       let seed = baseSeed &+ UInt64(iteration)

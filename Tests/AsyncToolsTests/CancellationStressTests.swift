@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTestSupport
 import AsyncToolsTesting
 import Testing
 
@@ -16,8 +17,8 @@ import Testing
 @Suite("Cancellation stress")
 struct CancellationStressTests {
   @Test func randomTimeoutsShieldsAndCancellationsMatchTheModel() async throws {
-    let iterations = Int(environment("ASYNCTOOLS_STRESS_ITERATIONS") ?? "") ?? 300
-    let seed = UInt64(environment("ASYNCTOOLS_STRESS_SEED") ?? "") ?? UInt64.random(in: 0...UInt64.max)
+    let iterations = Stress.iterations(default: 300)
+    let seed = Stress.seed()
     var rng = SplitMix64(seed: seed)
     let scenarios = (0..<iterations).map { _ in Scenario.random(using: &rng) }
     let failures = try await withVirtualTime { clock in
@@ -44,9 +45,6 @@ struct CancellationStressTests {
   }
 }
 
-private func environment(_ name: String) -> String? {
-  getenv(name).map { String(cString: $0) }
-}
 
 /// One caller running `withTimeout` (or `moveOnAfter`) around a body, possibly shielded, possibly
 /// cancelled from outside (by `cancel()` or `cancelAndWait()`). All instants are offsets from the

@@ -123,6 +123,6 @@ struct ExitOutcomeTests {
     #expect(!failure.isCancellation)
     #expect(ExitOutcome.failure(CancellationError()).isCancellation)
     #expect("\(ExitOutcome.success)" == "success")
-    #expect("\(failure)" == "failure(ScopeTestError(x))")
+    #expect("\(failure)" == "failure(NamedTestError(x))")
   }
 }

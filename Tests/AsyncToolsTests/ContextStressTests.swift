@@ -1,23 +1,10 @@
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Darwin)
-  import Darwin
-#endif
 import AsyncTools
-import Synchronization
+import AsyncToolsTestSupport
+import AsyncToolsTesting
 import Testing
 
-/// Deterministic pseudo-random numbers (SplitMix64), so a failing seed can be replayed.
-private struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
+/// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.
+private typealias SplitMix64 = SeededRandomNumberGenerator
 
 /// Everything one iteration did: which resources entered, how often each was exited, which errors
 /// were injected and which ones reached someone.
@@ -111,7 +98,7 @@ private struct IterationPlan {
   var cancelBeforeStart: Bool
 
   init(seed: UInt64) {
-    var rng = SplitMix64(state: seed)
+    var rng = SplitMix64(seed: seed)
     stackResources = (0..<Int.random(in: 0...3, using: &rng)).map { _ in ResourcePlan(&rng) }
     toleratesEnterFailures = Bool.random(using: &rng)
     callbacks = (0..<Int.random(in: 0...3, using: &rng)).map { _ in Int.random(in: 0..<3, using: &rng) == 0 }
@@ -124,15 +111,10 @@ private struct IterationPlan {
 
 @Suite("Scoped resources stress")
 struct ContextStressTests {
-  static var iterations: Int {
-    if let raw = getenv("ASYNCTOOLS_STRESS_ITERATIONS"), let value = Int(String(cString: raw)), value > 0 {
-      return value
-    }
-    return 1000
-  }
+  static var iterations: Int { Stress.iterations(default: 1000) }
 
   @Test func randomFailuresAndCancellationsExitEveryEnteredResourceOnceAndLoseNoError() async throws {
-    let baseSeed: UInt64 = 0x5C0_9ED_2026
+    let baseSeed = Stress.seed()
     for iteration in 0..<Self.iterations {
       let seed = baseSeed &+ UInt64(iteration)
       try await Self.run(seed: seed)

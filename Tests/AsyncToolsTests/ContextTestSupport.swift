@@ -1,25 +1,13 @@
 import AsyncTools
-import Synchronization
+import AsyncToolsTestSupport
 import Testing
 
 // Fixtures for the scoped-resource tests (Context*, ExitStack*, Closing*, Deferred* suites).
 // Names carry a `Scope` prefix so they cannot collide with other suites' helpers in this target.
 
-/// An ordered, thread-safe record of what happened.
-final class ScopeEventLog: Sendable {
-  private let entries = Locked<[String]>([])
-
-  func record(_ entry: String) { entries.withLock { $0.append(entry) } }
-  var events: [String] { entries.withLock { $0 } }
-  func count(of entry: String) -> Int { events.filter { $0 == entry }.count }
-}
-
-/// A distinct error that carries a name, so tests can tell errors apart.
-struct ScopeTestError: Error, Equatable, CustomStringConvertible {
-  var name: String
-  init(_ name: String) { self.name = name }
-  var description: String { "ScopeTestError(\(name))" }
-}
+// The shared fixtures of AsyncToolsTestSupport under the names these suites use.
+typealias ScopeEventLog = TestLog<String>
+typealias ScopeTestError = NamedTestError
 
 /// Names of the `ScopeTestError`s in a thrown error: one name for a plain error, every member's for
 /// an `ErrorGroup` (in order), `"cancelled"` for a `CancellationError`.
@@ -72,16 +60,8 @@ func awaitScopeCancellation() async throws {
   try Task.checkCancellation()
 }
 
-/// A one-shot signal a test awaits instead of sleeping.
-final class ScopeSignal: Sendable {
-  private let stream: AsyncStream<Void>
-  private let continuation: AsyncStream<Void>.Continuation
-
-  init() { (stream, continuation) = AsyncStream.makeStream(of: Void.self) }
-
-  func fire() { continuation.yield() }
-  func wait() async { for await _ in stream { return } }
-}
+/// A one-shot signal a test awaits instead of sleeping: `fire()` opens it.
+typealias ScopeSignal = TestGate
 
 /// A rendezvous of `parties` tasks: `arrive()` returns only once all of them have arrived, which
 /// can only happen if they run concurrently. Cancellable, so a watchdog can end a failed wait.

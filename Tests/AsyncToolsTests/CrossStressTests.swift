@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTestSupport
 import AsyncToolsTesting
 import Synchronization
 import Testing
@@ -26,17 +27,9 @@ import Testing
 /// (scenario `i` uses seed `base + i`).
 @Suite("Cross-capability stress", .serialized)
 struct CrossStressTests {
-  static var iterations: Int {
-    if let raw = getenv("ASYNCTOOLS_STRESS_ITERATIONS"), let value = Int(String(cString: raw)), value > 0 {
-      return value
-    }
-    return 200
-  }
+  static var iterations: Int { Stress.iterations(default: 200) }
 
-  static var baseSeed: UInt64 {
-    if let raw = getenv("ASYNCTOOLS_STRESS_SEED"), let value = UInt64(String(cString: raw)) { return value }
-    return 0xC055_0000
-  }
+  static let baseSeed: UInt64 = Stress.seed()
 
   @Test(.timeLimit(.minutes(30)))
   func mixedScopesSupervisorsTimeoutsShieldsExitStacksAndTimersKeepEveryInvariant() async throws {
@@ -56,50 +49,19 @@ struct CrossStressTests {
     let batch = max(Self.iterations, 100)
     let seed = Self.baseSeed &+ 0x1_0000_0000
     _ = try await CrossStress.run(iterations: batch, baseSeed: seed)
-    let before = residentBytes()
+    let before = Stress.residentBytes() ?? 0
     _ = try await CrossStress.run(iterations: batch, baseSeed: seed &+ UInt64(batch))
-    let after = residentBytes()
+    let after = Stress.residentBytes() ?? 0
     let growth = after - before
     print("Cross-capability stress memory: resident \(before / 1024) KiB before, \(after / 1024) KiB after "
       + "\(batch) more scenarios (growth \(growth / 1024) KiB)")
     // Sanitizers keep freed memory in quarantine and shadow it, so only the deinit counters apply there.
-    guard !runningUnderASanitizer() else { return }
+    guard !Stress.runningUnderASanitizer else { return }
     // Other suites run in the same process at the same time, so the bound is generous: 64 MiB, plus 2 KiB per
     // scenario of slack for allocator fragmentation. A leak of a scenario's state (tens of KiB) exceeds it.
     let bound = 64 * 1024 * 1024 + batch * 2048
     #expect(growth < bound, "resident memory grew by \(growth / 1024) KiB over \(batch) scenarios (seed \(seed))")
   }
-}
-
-/// Reads the resident set size from `/proc/self/statm` (Linux); 0 elsewhere.
-private func residentBytes() -> Int {
-  #if os(Linux)
-    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(file) }
-    var size = 0
-    var buffer = [UInt8](repeating: 0, count: 128)
-    let count = fread(&buffer, 1, buffer.count - 1, file)
-    // "size resident shared …" in pages: the second field.
-    let fields = buffer[..<count].split(separator: UInt8(ascii: " "))
-    guard fields.count > 1 else { return 0 }
-    for digit in fields[1] where digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") {
-      size = size * 10 + Int(digit - UInt8(ascii: "0"))
-    }
-    return size * Int(sysconf(Int32(_SC_PAGESIZE)))
-  #else
-    return 0
-  #endif
-}
-
-/// Whether ThreadSanitizer or AddressSanitizer is linked into this process.
-private func runningUnderASanitizer() -> Bool {
-  #if canImport(Glibc)
-    guard let handle = dlopen(nil, RTLD_NOW) else { return false }
-    defer { dlclose(handle) }
-    return dlsym(handle, "__asan_init") != nil || dlsym(handle, "__tsan_init") != nil
-  #else
-    return false
-  #endif
 }
 
 /// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.
@@ -111,9 +73,7 @@ extension CrossRandom {
 }
 
 /// An injected failure; `id` is unique within a scenario.
-struct CrossError: Error, Hashable {
-  var id: Int
-}
+typealias CrossError = TestError
 
 /// Per-scenario bookkeeping, shared by every task of the scenario.
 final class CrossLedger: Sendable {

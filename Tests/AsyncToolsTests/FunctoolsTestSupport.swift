@@ -1,52 +1,12 @@
-import AsyncToolsTesting
 import AsyncTools
+import AsyncToolsTestSupport
+import AsyncToolsTesting
+import Testing
 
-/// A one-shot gate: tasks `wait()` until someone calls `open()` (also if they wait after it opened).
-final class FunctoolsGate: Sendable {
-  private let state = Locked<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-  func wait() async {
-    await withCheckedContinuation { continuation in
-      let resumeNow = state.withLock { state in
-        if state.open { return true }
-        state.waiters.append(continuation)
-        return false
-      }
-      if resumeNow { continuation.resume() }
-    }
-  }
-
-  /// Waits until the gate opens or the task is cancelled; returns whether the task was cancelled.
-  func waitOrCancel() async -> Bool {
-    await withTaskCancellationHandler {
-      await wait()
-      return Task.isCancelled
-    } onCancel: {
-      open()
-    }
-  }
-
-  func open() {
-    let waiters = state.withLock { state in
-      state.open = true
-      defer { state.waiters = [] }
-      return state.waiters
-    }
-    for waiter in waiters { waiter.resume() }
-  }
-}
-
-/// A thread-safe counter.
-final class FunctoolsCounter: Sendable {
-  private let value = Locked(0)
-  @discardableResult
-  func increment() -> Int {
-    value.withLock {
-      $0 += 1; return $0
-    }
-  }
-  var current: Int { value.withLock { $0 } }
-}
+// The shared fixtures of AsyncToolsTestSupport under the names these suites use.
+typealias FunctoolsGate = TestGate
+typealias FunctoolsCounter = TestCounter
+typealias FunctoolsTestError = TestError
 
 /// A thread-safe flag.
 final class FunctoolsFlag: Sendable {
@@ -55,13 +15,10 @@ final class FunctoolsFlag: Sendable {
   var isSet: Bool { value.withLock { $0 } }
 }
 
-/// Yields until `condition` holds: waiting for an event another task makes observable, not a timed sleep.
-func functoolsEventually(_ condition: () -> Bool) async {
-  while !condition() { await Task.yield() }
-}
-
-struct FunctoolsTestError: Error, Equatable {
-  var id: Int
+/// Yields until `condition` holds: waiting for an event another task makes observable, not a timed sleep. Fails
+/// the test instead of hanging if it does not hold within 30 s of real time.
+func functoolsEventually(sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool) async {
+  await waitUntil("the condition holds", sourceLocation: sourceLocation, condition)
 }
 
 /// SplitMix64, shared with every seeded test: `SeededRandomNumberGenerator` of AsyncToolsTesting.

@@ -30,10 +30,12 @@ struct ObservabilityLoggerTests {
 
   @Test func supervisorChildFailureGoesToTheGivenLogger() async throws {
     let (logger, handler) = requestLogger()
-    try await withSupervisor(errorHandler: TaskScope.logChildFailure(to: logger)) { supervisor in
+    try await withSupervisor(errorHandler: Supervisor.logChildFailure(to: logger)) { supervisor in
       supervisor.addChild(name: "worker") { throw Boom() }
     }
-    #expect(handler.entries.map { $0.metadata["request"] } == ["r-42"])
+    let entries = handler.entries
+    #expect(entries.map { $0.metadata["request"] } == ["r-42"])
+    #expect(entries.map { $0.metadata["child"] } == ["worker"])
   }
 
   @Test func persistentGroupTaskFailureGoesToTheGivenLogger() async throws {

@@ -33,9 +33,9 @@ struct ObservabilityMetricsTests {
       try await clock.sleep(for: .seconds(11))
       #expect(cache.info().currentSize == 0)  // keys 2 and 3 expired
     }
-    let size = try metrics.expectCounter("asynctools_cache_evictions_total", [("cache", "pages"), ("reason", "size")])
+    let size = try metrics.expectCounter("asynctools_cache_evictions_total", [("cache", "pages"), ("reason", "capacity")])
     let expired = try metrics.expectCounter(
-      "asynctools_cache_evictions_total", [("cache", "pages"), ("reason", "expired")])
+      "asynctools_cache_evictions_total", [("cache", "pages"), ("reason", "expiry")])
     #expect(size.totalValue == 1)
     #expect(expired.totalValue == 2)
     #expect(try metrics.expectGauge("asynctools_cache_size", [("cache", "pages")]).lastValue == 0)
@@ -67,8 +67,8 @@ struct ObservabilityMetricsTests {
     await #expect(throws: SupervisorError.self) {
       try await withVirtualTime { clock in
         try await withSupervisor(
-          intensity: .init(maxRestarts: 2, within: .seconds(60)), clock: clock,
-          metrics: .init(name: "workers", factory: metrics), errorHandler: { _ in }
+          intensity: .init(maxRestarts: 2, within: .seconds(60)), clock: clock, errorHandler: { _, _ in },
+          metrics: .init(name: "workers", factory: metrics)
         ) { supervisor in
           supervisor.addChild(name: "flaky", restart: .onFailure) {
             runs.increment()

@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTestSupport
 import Testing
 
 /// Random add / fail / cancel / shutdown / close interleavings through one group per iteration.
@@ -15,8 +16,8 @@ struct PersistentTaskGroupStressTests {
   }
 
   @Test func randomInterleavingsKeepTheInvariants() async throws {
-    let iterations = ptgStressIterations(default: 150)
-    let baseSeed = UInt64.random(in: 0 ... .max)
+    let iterations = Stress.iterations(default: 150)
+    let baseSeed = Stress.seed()
     for iteration in 0..<iterations {
       let seed = baseSeed &+ UInt64(iteration)
       var rng = PtgRandom(seed: seed)

@@ -361,7 +361,7 @@ struct PersistentTaskGroupTests {
     for i in 0..<count {
       let captured = PtgDeinitCounted(released)
       try group.addTask {
-        withExtendedLifetime(captured) { ran.increment() }
+        withExtendedLifetime(captured) { _ = ran.increment() }
         if i % 1000 == 999 { throw PtgFailure(i) }  // failures must not be retained either
       }
     }

@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTestSupport
 import AsyncToolsTesting
 import Testing
 
@@ -13,17 +14,9 @@ import Testing
 /// once, no child outlives its scope, the scope's outcome is the one its rules predict, and nothing hangs.
 @Suite("Scopes stress")
 struct ScopesStressTests {
-  static var iterations: Int {
-    if let raw = getenv("ASYNCTOOLS_STRESS_ITERATIONS"), let value = Int(String(cString: raw)), value > 0 {
-      return value
-    }
-    return 1000
-  }
+  static var iterations: Int { Stress.iterations(default: 1000) }
 
-  static var seed: UInt64 {
-    if let raw = getenv("ASYNCTOOLS_STRESS_SEED"), let value = UInt64(String(cString: raw)) { return value }
-    return 0x5C0F_E5
-  }
+  static let seed: UInt64 = Stress.seed()
 
   /// What one child does: wait `delay` on the virtual clock, then act.
   enum Action: Sendable {

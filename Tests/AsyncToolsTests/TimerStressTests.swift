@@ -4,6 +4,7 @@
   import Darwin
 #endif
 import AsyncTools
+import AsyncToolsTestSupport
 import AsyncToolsTesting
 import Synchronization
 import Testing
@@ -13,7 +14,7 @@ import Testing
 /// random stop time, through either form. Scale with `ASYNCTOOLS_STRESS_ITERATIONS`.
 @Suite("PeriodicTimer stress")
 struct TimerStressTests {
-  static let iterations: Int = getenv("ASYNCTOOLS_STRESS_ITERATIONS").flatMap { Int(String(cString: $0)) } ?? 150
+  static let iterations: Int = Stress.iterations(default: 150)
 
   /// What the ticks did, for the invariants.
   struct Stats {
@@ -44,7 +45,7 @@ struct TimerStressTests {
   }
 
   @Test func randomTimersKeepEveryInvariant() async throws {
-    let baseSeed = UInt64.random(in: 0...UInt64.max)
+    let baseSeed = Stress.seed()
     for iteration in 0..<Self.iterations {
       let seed = baseSeed &+ UInt64(iteration)
       try await runOnce(seed: seed)

@@ -2,17 +2,11 @@
 // clock's wake-up latency or a stalled process, exactly, in virtual time), and a seeded RNG.
 
 import AsyncTools
+import AsyncToolsTestSupport
 import AsyncToolsTesting
-import Synchronization
 
 enum TimerFixtures {
-  /// A thread-safe append-only log.
-  final class Log<Event: Sendable>: Sendable {
-    private let events = Locked<[Event]>([])
-    init() {}
-    func append(_ event: Event) { events.withLock { $0.append(event) } }
-    var all: [Event] { events.withLock { $0 } }
-  }
+  typealias Log = TestLog
 
   /// A `VirtualClock` whose sleepers wake at `wake(deadline)` instead of `deadline` (never
   /// earlier): a real clock's wake-up latency (`deadline + 1 ms`), or a process stalled for a
@@ -46,9 +40,7 @@ enum TimerFixtures {
   typealias SeededRandom = SeededRandomNumberGenerator
 
   /// The error a failing tick throws; `id` identifies the failing tick.
-  struct TickFailure: Error, Hashable {
-    let id: Int
-  }
+  typealias TickFailure = TestError
 
   /// Sleeps for `duration` on `clock` even if the calling task is cancelled: cleanup that takes
   /// time (a shielded wait, as aiotools' tests use).

@@ -13,7 +13,12 @@ func simulateStartupFailureIfAsked() {
   guard let how = getenv("ASYNCTOOLS_TEST_STARTUP_FAILURE").map({ String(cString: $0) }) else { return }
   switch how {
   case "kill": kill(getpid(), SIGKILL)
-  case "hang": while true { pause() }
+  case "hang":
+    // Says who it is on the descriptor the test named, so the test can watch it.
+    if let fd = getenv("ASYNCTOOLS_TEST_PID_FD").flatMap({ Int32(String(cString: $0)) }) {
+      writeAll("\(getpid())\n", to: fd)
+    }
+    while true { pause() }
   case "close-and-live":
     // Close the readiness pipe without dying: the parent must not wait forever.
     if let fd = getenv("ASYNCTOOLS_READY_FD").flatMap({ Int32(String(cString: $0)) }) { close(fd) }
@@ -83,6 +88,18 @@ func registerProcessTestEntries() {
     let value = getenv(arguments[1]).map { String(cString: $0) } ?? "<unset>"
     writeAll(value, to: Int32(arguments[0])!)
     return 0
+  }
+  // Forks a grandchild that hangs before it is ready (before `bootstrap()`), with parent-death
+  // signal arguments[0] and no readiness timeout; the grandchild writes its pid to fd 3 (this
+  // process's fd 3, passed on). The fork never returns: the test kills this process meanwhile.
+  entry("fork-hanging-grandchild") { arguments in
+    var environment = ChildProcess.inheritedEnvironment
+    environment["ASYNCTOOLS_TEST_STARTUP_FAILURE"] = "hang"
+    environment["ASYNCTOOLS_TEST_PID_FD"] = "3"
+    _ = try await ChildProcess.fork(
+      entry: "sleep", environment: environment, fileDescriptors: [3: 3],
+      options: .init(parentDeathSignal: Int32(arguments[0])!, readinessTimeout: nil))
+    return 99
   }
   // Forks a grandchild ("sleep") with parent-death signal arguments[0], writes its pid to fd 3,
   // then sleeps: the test kills this process and checks the grandchild dies too.

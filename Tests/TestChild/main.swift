@@ -10,4 +10,6 @@ await ChildProcess.bootstrap()
 #endif
 // `AsyncToolsTestChild server …`: the server tests' scenarios (ServerScenarios.swift); never returns.
 await runServerScenarioIfRequested()
+// `AsyncToolsTestChild serve …`: the drain scenario (ServeScenario.swift); never returns.
+await runServeScenarioIfRequested()
 print("asynctools-test-child")

@@ -46,7 +46,7 @@ import Synchronization
 public func withTimeout<T: Sendable, C: Clock>(
   _ duration: Duration,
   tolerance: Duration? = nil,
-  clock: C = ContinuousClock(),
+  clock: C = DefaultClock(),
   // `@_inheritActorContext`, as on `Task.init`: a body written on an actor keeps running there.
   @_inheritActorContext _ body: sending @escaping @isolated(any) () async throws -> T
 ) async throws -> T where C.Duration == Duration {
@@ -107,7 +107,7 @@ public func withTimeout<T: Sendable, C: Clock>(
 public func moveOnAfter<T: Sendable, C: Clock>(
   _ duration: Duration,
   tolerance: Duration? = nil,
-  clock: C = ContinuousClock(),
+  clock: C = DefaultClock(),
   @_inheritActorContext _ body: sending @escaping @isolated(any) () async throws -> T
 ) async throws -> T? where C.Duration == Duration {
   let deadline = clock.now.advanced(by: duration)

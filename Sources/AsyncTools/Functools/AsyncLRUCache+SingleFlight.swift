@@ -10,27 +10,16 @@ extension AsyncLRUCache {
     let elapsed = self.elapsed
     let refreshAfter = refreshOnHit ? expireAfter : nil
     var plan: CacheState<Key, Value>.MissPlan
-    let metrics = self.metrics
     var started = false
     while true {
-      plan = withState { state in
+      (plan, started) = withStateReportingEvictions { state in
         let now = elapsed?()
-        return state.joinOrStart(key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } }) {
-          flight in
-          started = true
-          // The computation's own task: cancelling a caller must not cancel the work others wait for. It captures
-          // the cache strongly; every waiter holds the cache too, and the task ends when the work ends.
-          return Task {
-            let outcome: Result<Value, any Error>
-            do {
-              outcome = .success(try await compute(key))
-            } catch {
-              outcome = .failure(error)
-              if let metrics, !(error is CancellationError) { metrics.loadFailures.increment() }
-            }
-            self.finish(flight: flight, with: outcome)
-          }
-        }
+        let misses = state.misses
+        let plan = state.joinOrStart(
+          key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } }
+        ) { flight in startComputation(key, flight, compute) }
+        // A miss is counted exactly when a computation starts.
+        return (plan, state.misses != misses)
       }
       guard case .cancelThenRetry(let abandoned, let task) = plan else { break }
       // An abandoned computation for this key is still being cancelled by its last waiter; finish that (cancelling
@@ -56,6 +45,25 @@ extension AsyncLRUCache {
     }
   }
 
+  /// Starts the computation of flight `flight` (a miss or a refresh) in its own task: cancelling a caller must not
+  /// cancel the work others wait for. It captures the cache strongly; every waiter holds the cache too, and the task
+  /// ends when the work ends. Called under the lock: `Task.init` only enqueues, it runs no user code synchronously.
+  @usableFromInline
+  func startComputation(
+    _ key: Key, _ flight: UInt64, _ compute: @escaping @Sendable (Key) async throws -> Value
+  ) -> Task<Void, Never> {
+    Task {
+      let outcome: Result<Value, any Error>
+      do {
+        outcome = .success(try await compute(key))
+      } catch {
+        outcome = .failure(error)
+        if let metrics, !(error is CancellationError) { metrics.loadFailures.increment() }
+      }
+      self.finish(flight: flight, with: outcome)
+    }
+  }
+
   private func wait(flight: UInt64, waiter: UInt64) async throws -> Value {
     try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation { continuation in
@@ -75,13 +83,10 @@ extension AsyncLRUCache {
 
   private func finish(flight: UInt64, with outcome: Result<Value, any Error>) {
     let elapsed = self.elapsed
-    let metrics = self.metrics
-    let (resumptions, pending) = withState { state in
-      let resumptions = state.finish(
-        flight: flight, with: outcome, now: elapsed?(), expireAfter: expireAfter, maxSize: maxSize)
-      return (resumptions, metrics?.pending(state.storage))
+    let policy = storePolicy
+    let resumptions = withStateReportingEvictions { state in
+      state.finish(flight: flight, with: outcome, now: elapsed?(), policy: policy)
     }
-    if let metrics, let pending { metrics.apply(pending) }
     for (continuation, outcome) in resumptions {
       continuation.resume(with: outcome)
     }

@@ -26,6 +26,16 @@ import Synchronization
 ///   stored or ``info()`` is read, so ``CacheInfo/currentSize`` never counts them.
 /// - **In flight is not stored.** A computation in flight takes no room in the cache and cannot be evicted; it is
 ///   stored (as the most recent entry) when it succeeds.
+/// - **Refresh ahead** (`refreshAfter`, *stale-while-revalidate*): a hit on a value older than `refreshAfter` returns
+///   that value at once and starts one background refresh with the caller's `compute`; every caller meanwhile gets
+///   the stale value, and a caller that misses the key (it expired) joins the refresh. A successful refresh replaces
+///   the value (its expiry and refresh clocks restart); a failed one leaves it, and the next hit tries again.
+///   Refreshes are counted in ``CacheInfo/refreshes``, not as misses.
+/// - **Eviction listener** (`onEviction`): receives the key, the value and the ``CacheEvictionReason`` of every
+///   stored value the cache removes (capacity, expiry, invalidation, replacement), after the cache's lock is
+///   released, from the task whose call removed it.
+///
+/// ``set(_:forKey:)`` stores a value directly, ``peek(_:)`` reads one without waiting, counting or promoting.
 ///
 /// A hit is one short lock section with no allocation, no task creation and no actor hop.
 public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
@@ -35,12 +45,16 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   public let expireAfter: Duration?
   /// Whether a hit restarts the entry's expiry period.
   public let refreshOnHit: Bool
-
-  @usableFromInline let mutex: Locked<CacheState<Key, Value>>
+  /// How old a stored value may get before a hit refreshes it in the background; `nil` means never.
+  public let refreshAfter: Duration?
+  /// Receives every stored value the cache removes, with the reason.
+  @usableFromInline let onEviction: (@Sendable (Key, Value, CacheEvictionReason) -> Void)?
   /// The swift-metrics instruments, if the cache was created with `metrics:`.
   @usableFromInline let metrics: CacheMetrics?
-  /// The injected clock, erased to "time elapsed since the cache was created"; `nil` without a TTL, so that a cache
-  /// without expiry never reads a clock.
+
+  @usableFromInline let mutex: Locked<CacheState<Key, Value>>
+  /// The injected clock, erased to "time elapsed since the cache was created"; `nil` without a TTL or a refresh
+  /// delay, so that a cache without them never reads a clock.
   @usableFromInline let elapsed: (@Sendable () -> Duration)?
 
   /// Creates an empty cache.
@@ -49,30 +63,45 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   ///   - maxSize: The maximum number of stored values (`nil`: unbounded). Must be positive.
   ///   - expireAfter: How long a value lives after its computation completed (`nil`: forever). Must be positive.
   ///   - refreshOnHit: Whether a hit restarts the expiry period (aiotools never does; default `false`).
-  ///   - clock: The clock expiry is measured on.
-  ///   - metrics: Opt-in swift-metrics instrumentation (hits, misses, loads, load failures, evictions by
-  ///     reason, size) under the dimension `cache`; `nil` (the default) records nothing.
-  /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `maxSize` or `expireAfter` is zero or negative.
+  ///   - refreshAfter: How old (since its computation completed) a value may get before a hit refreshes it in the
+  ///     background while still returning it (`nil`: never). Must be positive, and shorter than `expireAfter`.
+  ///   - clock: The clock expiry and refresh are measured on.
+  ///   - onEviction: Receives the key, value and reason of every stored value the cache removes (`nil`: none).
+  ///     Called outside the cache's lock, so it may use the cache; it should not block.
+  ///   - metrics: Opt-in swift-metrics instrumentation (hits, misses, loads, load failures, refreshes,
+  ///     evictions by reason, size) under the dimension `cache`; `nil` (the default) records nothing.
+  /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `maxSize`, `expireAfter` or `refreshAfter` is zero or
+  ///   negative, or `refreshAfter` is not shorter than `expireAfter`.
   public init(
-    maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false,
-    clock: some Clock<Duration> = ContinuousClock(),
+    maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false, refreshAfter: Duration? = nil,
+    clock: some Clock<Duration> = DefaultClock(),
+    onEviction: (@Sendable (_ key: Key, _ value: Value, _ reason: CacheEvictionReason) -> Void)? = nil,
     metrics: MetricsConfiguration? = nil
   ) throws(AsyncToolsError) {
     if let maxSize, maxSize <= 0 {
       throw .invalidArgument("maxSize must be positive or nil (unbounded), got \(maxSize)")
     }
     try expireAfter?.requirePositive("expireAfter")
+    try refreshAfter?.requirePositive("refreshAfter")
+    if let refreshAfter, let expireAfter, refreshAfter >= expireAfter {
+      throw .invalidArgument(
+        "refreshAfter must be shorter than expireAfter (\(expireAfter)) or the value expires first, "
+          + "got \(refreshAfter)")
+    }
     self.maxSize = maxSize
     self.expireAfter = expireAfter
     self.refreshOnHit = refreshOnHit
-    if expireAfter != nil {
+    self.refreshAfter = refreshAfter
+    self.onEviction = onEviction
+    if expireAfter != nil || refreshAfter != nil {
       let origin = clock.now
       elapsed = { origin.duration(to: clock.now) }
     } else {
       elapsed = nil
     }
-    mutex = Locked(CacheState(usesExpiry: expireAfter != nil))
     self.metrics = metrics.map(CacheMetrics.init)
+    mutex = Locked(
+      CacheState(usesExpiry: expireAfter != nil, recordsEvictions: onEviction != nil || metrics != nil))
   }
 
   /// Returns the cached value for `key`, or runs `compute` to produce it (once, however many callers miss together).
@@ -87,7 +116,13 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   nonisolated(nonsending) public func value(
     forKey key: Key, orCompute compute: @escaping @Sendable () async throws -> Value
   ) async throws -> Value {
-    if let value = cachedValue(forKey: key) { return value }
+    if refreshAfter == nil {
+      if let value = cachedValue(forKey: key) { return value }
+    } else if let value = cachedValueRefreshingAhead(
+      key, { flight in startComputation(key, flight) { _ in try await compute() } })
+    {
+      return value
+    }
     return try await computeOrJoin(key) { _ in try await compute() }
   }
 
@@ -101,7 +136,11 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   nonisolated(nonsending) public func value(
     forKey key: Key, orCompute compute: @escaping @Sendable (Key) async throws -> Value
   ) async throws -> Value {
-    if let value = cachedValue(forKey: key) { return value }
+    if refreshAfter == nil {
+      if let value = cachedValue(forKey: key) { return value }
+    } else if let value = cachedValueRefreshingAhead(key, { flight in startComputation(key, flight, compute) }) {
+      return value
+    }
     return try await computeOrJoin(key, compute)
   }
 
@@ -120,6 +159,48 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     return value
   }
 
+  /// The hit path of a cache with `refreshAfter`: as ``cachedValue(forKey:)``, and a due refresh is started with
+  /// `start` (see ``CacheState/hitRefreshingAhead(_:now:refreshingTo:start:)``).
+  @inlinable
+  func cachedValueRefreshingAhead(_ key: Key, _ start: @Sendable (_ flight: UInt64) -> Task<Void, Never>) -> Value? {
+    // Set whenever `refreshAfter` is.
+    let now = elapsed!()
+    let newExpiry = refreshOnHit ? expireAfter.map { now + $0 } : nil
+    let (value, refreshed) = withState { state in
+      let refreshes = state.refreshes
+      let value = state.hitRefreshingAhead(key, now: now, refreshingTo: newExpiry, start: start)
+      return (value, state.refreshes != refreshes)
+    }
+    if let metrics {
+      if value != nil { metrics.hits.increment() }
+      if refreshed {
+        metrics.refreshes.increment()
+        metrics.loads.increment()
+      }
+    }
+    return value
+  }
+
+  /// Runs `body` with the cache's state, then hands the values it removed to the eviction listener and the metrics,
+  /// if there are any, once the lock is released. Every path that may remove a stored value goes through it.
+  @usableFromInline
+  func withStateReportingEvictions<R>(_ body: (inout sending CacheState<Key, Value>) -> sending R) -> sending R {
+    if onEviction == nil && metrics == nil { return withState(body) }
+    var evicted: [(Key, Value, CacheEvictionReason)] = []
+    var size = 0
+    let result = mutex.withLock { state in
+      let result = body(&state)
+      evicted = state.storage.takeEvicted()
+      size = state.storage.count
+      return result
+    }
+    metrics?.report(evicted: evicted, size: size)
+    if let onEviction {
+      for (key, value, reason) in evicted { onEviction(key, value, reason) }
+    }
+    return result
+  }
+
   /// Runs `body` with exclusive access to the cache's state: the one lock every operation goes through.
   @inlinable
   func withState<R>(_ body: (inout sending CacheState<Key, Value>) -> sending R) -> sending R {
@@ -135,6 +216,33 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     return withState { $0.storage.contains(key, now: now?()) }
   }
 
+  /// The value stored for `key` if there is one and it has not expired, without waiting for a computation in flight.
+  ///
+  /// Does not count as a hit or a miss, does not promote the entry, does not restart its expiry and never starts a
+  /// computation or a refresh.
+  public func peek(_ key: Key) -> Value? {
+    let now = elapsed
+    return withState { $0.storage.peek(key, now: now?()) }
+  }
+
+  /// Stores `value` for `key`, replacing a stored value, as if a computation for `key` had just completed: it becomes
+  /// the most recent entry, its expiry and refresh periods start now, and the least recently used values are evicted
+  /// if the cache is over `maxSize`.
+  ///
+  /// A computation in flight for `key` is detached (as by ``invalidate(_:)``): the callers already waiting for it get
+  /// its outcome, but it does not overwrite this value. A replaced value is reported to the eviction listener with
+  /// ``CacheEvictionReason/replacement``.
+  public func set(_ value: Value, forKey key: Key) {
+    let elapsed = self.elapsed
+    let policy = storePolicy
+    withStateReportingEvictions { $0.set(key, value, now: elapsed?(), policy: policy) }
+  }
+
+  /// How this cache stores values.
+  var storePolicy: CacheState<Key, Value>.StorePolicy {
+    CacheState<Key, Value>.StorePolicy(maxSize: maxSize, expireAfter: expireAfter, refreshAfter: refreshAfter)
+  }
+
   /// Removes the value stored for `key` and detaches its computation in flight, if any.
   ///
   /// A detached computation still runs and still delivers its outcome to the callers already waiting for it (they
@@ -143,27 +251,25 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// - Returns: Whether there was a stored value or a computation in flight for `key`.
   @discardableResult
   public func invalidate(_ key: Key) -> Bool {
-    withState { $0.invalidate(key) }
+    withStateReportingEvictions { $0.invalidate(key) }
   }
 
   /// Removes every stored value, detaches every computation in flight (as ``invalidate(_:)`` does), and resets the
-  /// hit and miss counters to zero, like Python's `cache_clear()`.
+  /// hit, miss and refresh counters to zero, like Python's `cache_clear()`. Removed values are reported to the
+  /// eviction listener with ``CacheEvictionReason/invalidation``.
   public func clear() {
-    withState { $0.clear() }
+    withStateReportingEvictions { $0.clear() }
   }
 
   /// The cache's statistics. Expired entries are purged first, so ``CacheInfo/currentSize`` is exact.
   public func info() -> CacheInfo {
     let now = elapsed
-    let metrics = self.metrics
-    let (info, pending) = withState { state in
-      if let now = now?() { state.storage.purgeExpired(now: now) }
-      let info = CacheInfo(
+    let usesExpiry = expireAfter != nil
+    return withStateReportingEvictions { state in
+      if usesExpiry, let now = now?() { state.storage.purgeExpired(now: now) }
+      return CacheInfo(
         hits: state.hits, misses: state.misses, maxSize: maxSize, currentSize: state.storage.count,
-        inFlight: state.inFlightCount)
-      return (info, metrics?.pending(state.storage))
+        inFlight: state.inFlightCount, refreshes: state.refreshes)
     }
-    if let metrics, let pending { metrics.apply(pending) }
-    return info
   }
 }

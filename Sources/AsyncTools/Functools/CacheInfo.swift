@@ -10,19 +10,23 @@ public struct CacheInfo: Hashable, Sendable, CustomStringConvertible {
   public var currentSize: Int
   /// The number of computations in flight that new callers can still join.
   public var inFlight: Int
+  /// Background refreshes started by hits on values older than `refreshAfter` (counted apart from ``misses``: a
+  /// refresh serves no caller that waited).
+  public var refreshes: Int
 
   /// Creates a snapshot.
-  public init(hits: Int, misses: Int, maxSize: Int?, currentSize: Int, inFlight: Int = 0) {
+  public init(hits: Int, misses: Int, maxSize: Int?, currentSize: Int, inFlight: Int = 0, refreshes: Int = 0) {
     self.hits = hits
     self.misses = misses
     self.maxSize = maxSize
     self.currentSize = currentSize
     self.inFlight = inFlight
+    self.refreshes = refreshes
   }
 
   /// A one-line summary of every field.
   public var description: String {
     "CacheInfo(hits: \(hits), misses: \(misses), maxSize: \(maxSize.map(String.init) ?? "nil"), "
-      + "currentSize: \(currentSize), inFlight: \(inFlight))"
+      + "currentSize: \(currentSize), inFlight: \(inFlight), refreshes: \(refreshes))"
   }
 }

@@ -37,13 +37,15 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
   @usableFromInline var storage: LRUStorage<Key, Value>
   @usableFromInline var hits = 0
   @usableFromInline var misses = 0
+  /// Refresh-ahead computations started (`refreshAfter`); not misses.
+  @usableFromInline var refreshes = 0
   var flights: [UInt64: Flight] = [:]
   var attachedFlights: [Key: UInt64] = [:]
   var nextID: UInt64 = 0
 
   @usableFromInline
-  init(usesExpiry: Bool) {
-    storage = LRUStorage(usesExpiry: usesExpiry)
+  init(usesExpiry: Bool, recordsEvictions: Bool) {
+    storage = LRUStorage(usesExpiry: usesExpiry, recordsEvictions: recordsEvictions)
   }
 
   /// The hit path: a stored, unexpired value, promoted and counted as a hit.
@@ -52,6 +54,33 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
     guard let value = storage.lookUp(key, now: now, refreshingTo: newExpiry) else { return nil }
     hits &+= 1
     return value
+  }
+
+  /// The hit path of a cache with `refreshAfter`: a stored, unexpired value, promoted and counted as a hit; if it is
+  /// due for a refresh and no computation for its key is in flight, a refresh starts with `start` (under the lock,
+  /// as in ``joinOrStart(_:now:refreshingTo:start:)``) as an attached flight without waiters, so that the callers
+  /// keep getting the stale value meanwhile and a caller missing the key joins the refresh.
+  @inlinable
+  mutating func hitRefreshingAhead(
+    _ key: Key, now: Duration, refreshingTo newExpiry: Duration?,
+    start: @Sendable (_ flight: UInt64) -> Task<Void, Never>
+  ) -> Value? {
+    guard let (value, refreshDue) = storage.lookUpForRefresh(key, now: now, refreshingTo: newExpiry) else {
+      return nil
+    }
+    hits &+= 1
+    if refreshDue { startRefresh(key, start: start) }
+    return value
+  }
+
+  @usableFromInline
+  mutating func startRefresh(_ key: Key, start: @Sendable (_ flight: UInt64) -> Task<Void, Never>) {
+    guard attachedFlights[key] == nil else { return }
+    refreshes &+= 1
+    nextID &+= 1
+    let id = nextID
+    flights[id] = Flight(key: key, task: start(id))
+    attachedFlights[key] = id
   }
 
   // MARK: - Misses
@@ -68,7 +97,7 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
   /// has its task: `Task.init` only enqueues, it runs no user code synchronously).
   mutating func joinOrStart(
     _ key: Key, now: Duration?, refreshingTo newExpiry: Duration?,
-    start: (_ flight: UInt64) -> Task<Void, Never>
+    start: @Sendable (_ flight: UInt64) -> Task<Void, Never>
   ) -> MissPlan {
     if let value = hit(key, now: now, refreshingTo: newExpiry) { return .hit(value) }
     // Read fields without binding the flight: a copy would share its waiters, and adding one would copy them all.
@@ -173,7 +202,7 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
   /// The flight's computation ended. Stores a success if the flight is still attached and not abandoned, and
   /// returns the continuations to resume (outside the lock) with their outcomes.
   mutating func finish(
-    flight id: UInt64, with outcome: Result<Value, any Error>, now: Duration?, expireAfter: Duration?, maxSize: Int?
+    flight id: UInt64, with outcome: Result<Value, any Error>, now: Duration?, policy: StorePolicy
   ) -> [(Continuation, Result<Value, any Error>)] {
     guard var flight = flights.removeValue(forKey: id) else { return [] }
     flight.outcome = outcome
@@ -182,7 +211,7 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
       if attachedFlights[flight.key] == id { attachedFlights[flight.key] = nil }
       flight.attached = false
       if flight.abandoner == nil, case .success(let value) = outcome {
-        storeCompleted(flight.key, value, now: now, expireAfter: expireAfter, maxSize: maxSize)
+        storeCompleted(flight.key, value, now: now, policy: policy)
       }
     }
     var resumptions: [(Continuation, Result<Value, any Error>)] = []
@@ -200,16 +229,23 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
     return resumptions
   }
 
-  private mutating func storeCompleted(
-    _ key: Key, _ value: Value, now: Duration?, expireAfter: Duration?, maxSize: Int?
-  ) {
+  /// How a cache stores a value: its size limit, time to live and refresh-ahead delay.
+  struct StorePolicy {
+    var maxSize: Int?
+    var expireAfter: Duration?
+    var refreshAfter: Duration?
+  }
+
+  private mutating func storeCompleted(_ key: Key, _ value: Value, now: Duration?, policy: StorePolicy) {
     var expiresAt = Duration.zero
-    if let now, let expireAfter {
+    var refreshAt = Duration.zero
+    if let now, let expireAfter = policy.expireAfter {
       storage.purgeExpired(now: now)
       expiresAt = now + expireAfter
     }
-    storage.insert(key, value, expiresAt: expiresAt)
-    if let maxSize {
+    if let now, let refreshAfter = policy.refreshAfter { refreshAt = now + refreshAfter }
+    storage.insert(key, value, expiresAt: expiresAt, refreshAt: refreshAt)
+    if let maxSize = policy.maxSize {
       while storage.count > maxSize { storage.evictLeastRecent() }
     }
   }
@@ -231,6 +267,13 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
 
   // MARK: - Controls
 
+  /// Stores `value` for `key` as if a computation had just completed, replacing a stored value; detaches a
+  /// computation in flight for `key` (its callers still get its outcome, but it does not overwrite this value).
+  mutating func set(_ key: Key, _ value: Value, now: Duration?, policy: StorePolicy) {
+    if let id = attachedFlights[key] { detach(id) }
+    storeCompleted(key, value, now: now, policy: policy)
+  }
+
   /// Removes the stored value for `key` and detaches its computation in flight (whose outcome still reaches the
   /// callers already waiting for it, but is not stored). Returns whether anything was removed.
   mutating func invalidate(_ key: Key) -> Bool {
@@ -249,6 +292,7 @@ struct CacheState<Key: Hashable & Sendable, Value: Sendable> {
     attachedFlights.removeAll()
     hits = 0
     misses = 0
+    refreshes = 0
   }
 
   var inFlightCount: Int { attachedFlights.count }

@@ -12,6 +12,9 @@
 ///   O(number purged). Without `refreshOnHit` a hit does not touch this list, which is why it is separate from the
 ///   recency list.
 ///
+/// With an eviction listener (`recordsEvictions`), every removal appends the key, the value and the reason to
+/// `evicted`, which the cache drains in the same lock section and hands to the listener after the lock is released.
+///
 /// Not thread-safe by itself: it lives inside the cache's `Mutex`.
 @usableFromInline
 struct LRUStorage<Key: Hashable, Value> {
@@ -21,6 +24,8 @@ struct LRUStorage<Key: Hashable, Value> {
     @usableFromInline var value: Value?
     /// Offset from the cache's time origin at which the entry expires (unused without a TTL).
     @usableFromInline var expiresAt: Duration
+    /// Offset from the cache's time origin from which a hit starts a refresh (unused without `refreshAfter`).
+    @usableFromInline var refreshAt: Duration
     @usableFromInline var newer: Int
     /// Doubles as the free-list link while the node is free.
     @usableFromInline var older: Int
@@ -38,25 +43,32 @@ struct LRUStorage<Key: Hashable, Value> {
   @usableFromInline var latest = Self.none
   @usableFromInline var freeHead = Self.none
   @usableFromInline var count = 0
-  /// Entries evicted to respect the size limit, and entries removed because they expired, since the
-  /// storage was created (kept across ``removeAll()``): what ``CacheMetrics`` reports.
-  @usableFromInline var sizeEvictions = 0
-  @usableFromInline var expirations = 0
   @usableFromInline let usesExpiry: Bool
+  @usableFromInline let recordsEvictions: Bool
+  /// Removed entries not yet handed to the eviction listener (only with `recordsEvictions`).
+  @usableFromInline var evicted: [(Key, Value, CacheEvictionReason)] = []
 
   @usableFromInline
-  init(usesExpiry: Bool) {
+  init(usesExpiry: Bool, recordsEvictions: Bool = false) {
     self.usesExpiry = usesExpiry
+    self.recordsEvictions = recordsEvictions
   }
 
   /// The value for `key` if it is stored and not expired at `now`, promoted to most recent.
   /// An expired entry is removed on the way (lazy expiry).
   @inlinable
   mutating func lookUp(_ key: Key, now: Duration?, refreshingTo newExpiry: Duration?) -> Value? {
+    guard let node = liveNode(key, now: now, refreshingTo: newExpiry) else { return nil }
+    return nodes[node].value
+  }
+
+  /// The node of `key` if it is stored and not expired at `now`, promoted to most recent (and its expiry moved to
+  /// `newExpiry` if given). An expired entry is removed on the way (lazy expiry).
+  @inlinable
+  mutating func liveNode(_ key: Key, now: Duration?, refreshingTo newExpiry: Duration?) -> Int? {
     guard let node = index[key] else { return nil }
-    if let now, nodes[node].expiresAt <= now {
-      remove(node)
-      expirations &+= 1
+    if usesExpiry, let now, nodes[node].expiresAt <= now {
+      remove(node, reason: .expiry)
       return nil
     }
     promote(node)
@@ -65,26 +77,44 @@ struct LRUStorage<Key: Hashable, Value> {
       unlinkExpiry(node)
       appendExpiry(node)
     }
-    return nodes[node].value
+    return node
   }
 
   /// Whether `key` is stored and not expired at `now`; changes nothing.
   @usableFromInline
   func contains(_ key: Key, now: Duration?) -> Bool {
     guard let node = index[key] else { return false }
-    if let now { return nodes[node].expiresAt > now }
+    if usesExpiry, let now { return nodes[node].expiresAt > now }
     return true
+  }
+
+  /// The value for `key` if it is stored and not expired at `now`; changes nothing.
+  @usableFromInline
+  func peek(_ key: Key, now: Duration?) -> Value? {
+    guard let node = index[key] else { return nil }
+    if usesExpiry, let now, nodes[node].expiresAt <= now { return nil }
+    return nodes[node].value
+  }
+
+  /// As ``lookUp(_:now:refreshingTo:)``, and whether the entry is due for a refresh at `now` (its `refreshAt` has
+  /// passed): the hit path of a cache with `refreshAfter`.
+  @inlinable
+  mutating func lookUpForRefresh(
+    _ key: Key, now: Duration, refreshingTo newExpiry: Duration?
+  ) -> (value: Value, refreshDue: Bool)? {
+    guard let node = liveNode(key, now: now, refreshingTo: newExpiry), let value = nodes[node].value else { return nil }
+    return (value, nodes[node].refreshAt <= now)
   }
 
   /// Stores `value` as the most recent entry (replacing an existing one).
   @usableFromInline
-  mutating func insert(_ key: Key, _ value: Value, expiresAt: Duration) {
+  mutating func insert(_ key: Key, _ value: Value, expiresAt: Duration, refreshAt: Duration = .zero) {
     if let existing = index[key] {
-      remove(existing)
+      remove(existing, reason: .replacement)
     }
     let node: Int
     let fresh = Node(
-      key: key, value: value, expiresAt: expiresAt, newer: Self.none, older: Self.none,
+      key: key, value: value, expiresAt: expiresAt, refreshAt: refreshAt, newer: Self.none, older: Self.none,
       expiresSooner: Self.none, expiresLater: Self.none)
     if freeHead != Self.none {
       node = freeHead
@@ -104,33 +134,44 @@ struct LRUStorage<Key: Hashable, Value> {
   @usableFromInline
   mutating func removeValue(forKey key: Key) -> Bool {
     guard let node = index[key] else { return false }
-    remove(node)
+    remove(node, reason: .invalidation)
     return true
   }
 
   /// Removes the least recently used entry.
   @usableFromInline
   mutating func evictLeastRecent() {
-    if leastRecent != Self.none {
-      remove(leastRecent)
-      sizeEvictions &+= 1
-    }
+    if leastRecent != Self.none { remove(leastRecent, reason: .capacity) }
   }
 
   /// Removes every entry that has expired at `now`.
   @usableFromInline
   mutating func purgeExpired(now: Duration) {
     while soonest != Self.none, nodes[soonest].expiresAt <= now {
-      remove(soonest)
-      expirations &+= 1
+      remove(soonest, reason: .expiry)
     }
   }
 
   @usableFromInline
   mutating func removeAll() {
-    let (sizeEvictions, expirations) = (self.sizeEvictions, self.expirations)
-    self = LRUStorage(usesExpiry: usesExpiry)
-    (self.sizeEvictions, self.expirations) = (sizeEvictions, expirations)
+    var evicted = self.evicted
+    if recordsEvictions {
+      var node = mostRecent
+      while node != Self.none {
+        if let key = nodes[node].key, let value = nodes[node].value { evicted.append((key, value, .invalidation)) }
+        node = nodes[node].older
+      }
+    }
+    self = LRUStorage(usesExpiry: usesExpiry, recordsEvictions: recordsEvictions)
+    self.evicted = evicted
+  }
+
+  /// Hands over the removed entries not yet reported.
+  @usableFromInline
+  mutating func takeEvicted() -> [(Key, Value, CacheEvictionReason)] {
+    if evicted.isEmpty { return [] }
+    defer { evicted = [] }
+    return evicted
   }
 
   // MARK: - Links
@@ -199,7 +240,10 @@ struct LRUStorage<Key: Hashable, Value> {
   }
 
   @inlinable
-  mutating func remove(_ node: Int) {
+  mutating func remove(_ node: Int, reason: CacheEvictionReason) {
+    if recordsEvictions, let key = nodes[node].key, let value = nodes[node].value {
+      evicted.append((key, value, reason))
+    }
     if let key = nodes[node].key { index.removeValue(forKey: key) }
     unlinkRecency(node)
     if usesExpiry { unlinkExpiry(node) }

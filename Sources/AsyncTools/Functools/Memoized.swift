@@ -67,7 +67,7 @@ public struct Memoized<Args: Hashable & Sendable, Value: Sendable>: Sendable {
 /// - Throws: ``AsyncToolsError/Code/invalidArgument`` for a zero or negative `maxSize` or `expireAfter`.
 public func memoize<Args: Hashable & Sendable, Value: Sendable>(
   maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false,
-  clock: some Clock<Duration> = ContinuousClock(),
+  clock: some Clock<Duration> = DefaultClock(),
   _ function: @escaping @Sendable (Args) async throws -> Value
 ) throws(AsyncToolsError) -> Memoized<Args, Value> {
   let cache = try AsyncLRUCache<Args, Value>(

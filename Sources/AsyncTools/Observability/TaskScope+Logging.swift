@@ -1,10 +1,10 @@
 import Logging
 
 extension TaskScope {
-  /// An error handler for ``withTaskScope(isolation:errorHandler:_:)`` and
-  /// ``withSupervisor(intensity:backoff:clock:random:metrics:isolation:errorHandler:_:)`` that logs
-  /// each child failure to `logger` at `error` level, with the error under the `error` key: the
-  /// swift-log convention of a logger passed in, so the caller's metadata (a request id, say) is kept.
+  /// An error handler for ``withTaskScope(isolation:errorHandler:_:)`` that logs each child failure to `logger`
+  /// at `error` level, with the error under the `error` key: the swift-log convention of a logger passed in, so
+  /// the caller's metadata (a request id, say) is kept.
+  /// (Supervisors have ``Supervisor/logChildFailure(to:)``, which also logs the child's name.)
   ///
   /// ```swift
   /// var logger = Logger(label: "api")

@@ -46,7 +46,7 @@ public struct Backoff: Hashable, Sendable, CustomStringConvertible {
     "backoff from \(initial) to \(maximum), ×\(multiplier), jitter \(jitter)"
   }
 
-  func validate() throws(AsyncToolsError) {
+  package func validate() throws(AsyncToolsError) {
     if initial < .zero { throw .invalidArgument("backoff initial delay must not be negative, got \(initial)") }
     if maximum < initial {
       throw .invalidArgument("backoff maximum (\(maximum)) must not be less than its initial delay (\(initial))")

@@ -1,4 +1,3 @@
-import DequeModule
 import Synchronization
 
 /// A fail-fast group of named tasks: the first failure cancels everything, and all failures come out together.
@@ -17,132 +16,91 @@ import Synchronization
 public final class ErrorGroupScope: Sendable {
   /// The group whose body or task is running, if any: the innermost ``withErrorGroup(name:_:)`` of the current
   /// task (aiotools' `current_taskgroup`). Set for the group's body and every task added to it.
-  @TaskLocal public static var current: ErrorGroupScope?
+  ///
+  /// Read-only: only ``withErrorGroup(name:_:)`` binds it, so no caller can make a task believe it runs in a
+  /// group it does not belong to.
+  public static var current: ErrorGroupScope? { currentScope }
+
+  /// The task-local behind ``current``; internal so that its `withValue` projection is not public API.
+  @TaskLocal static var currentScope: ErrorGroupScope?
 
   /// The group's name: the one given to ``withErrorGroup(name:_:)``, or `"error-group-N"`.
   public let name: String
 
-  struct Job: Sendable {
-    var name: String?
-    var priority: TaskPriority?
-    var operation: @Sendable () async throws -> Void
-  }
-
-  enum OwnerAction: Sendable {
-    case spawn([Job], cancel: Bool)
-    case finish
-  }
-
   /// Thrown by a failing task into the underlying throwing group, so the runtime cancels every sibling at once.
   struct FailFast: Error {}
 
-  private struct State {
-    var pending: Deque<Job> = []
-    /// The body plus the tasks added and not yet finished.
-    var live = 1
-    var closed = false
-    var cancelRequested = false
-    var cancelDelivered = false
-    var failures: [any Error] = []
-    var owner: CheckedContinuation<OwnerAction, Never>?
-
-    mutating func nextAction() -> OwnerAction? {
-      let cancel = cancelRequested && !cancelDelivered
-      if cancel { cancelDelivered = true }
-      if !pending.isEmpty || cancel {
-        defer { pending.removeAll(keepingCapacity: true) }
-        return .spawn(Array(pending), cancel: cancel)
-      }
-      return closed ? .finish : nil
-    }
-
-    mutating func wakeOwner() -> (CheckedContinuation<OwnerAction, Never>, OwnerAction)? {
-      guard let owner, let action = nextAction() else { return nil }
-      self.owner = nil
-      return (owner, action)
-    }
-  }
-
-  private let state = Locked(State())
+  /// The queue of tasks for the group's owner to add, and the cancellation relay.
+  let loop = ScopeOwnerLoop()
+  private let recordedFailures = Locked<[any Error]>([])
 
   init(name: String) {
     self.name = name
   }
 
-  /// Adds a task to the group.
+  /// Adds a task to the group and returns its handle.
   ///
   /// If the task throws an error other than `CancellationError`, that error is kept for the group's
   /// ``ErrorGroup``, and every other task of the group and the body are cancelled. A task added to a cancelled group
-  /// starts cancelled.
+  /// starts cancelled. The returned handle cancels this task alone (that is not a failure) or awaits its value.
   ///
   /// - Parameters:
   ///   - name: The Swift task name (visible as `Task.name` inside the task), or `nil`.
   ///   - priority: The task's priority; `nil` inherits the group's.
   ///   - operation: The task's work.
+  /// - Returns: A handle on the task; discard it if you do not need it.
   /// - Throws: ``AsyncToolsError`` with code ``AsyncToolsError/Code/closed`` once the group has ended.
-  public func addTask(
-    name: String? = nil, priority: TaskPriority? = nil, operation: @escaping @Sendable () async throws -> Void
-  ) throws(AsyncToolsError) {
-    let wake = try state.withLock { state throws(AsyncToolsError) in
-      if state.closed {
-        throw AsyncToolsError(code: .closed, message: "cannot add a task to error group '\(self.name)': it has ended")
-      }
-      state.live += 1
-      state.pending.append(Job(name: name, priority: priority, operation: operation))
-      return state.wakeOwner()
-    }
-    if let (owner, action) = wake { owner.resume(returning: action) }
+  @discardableResult
+  public func addTask<Success: Sendable>(
+    name: String? = nil, priority: TaskPriority? = nil, operation: @escaping @Sendable () async throws -> Success
+  ) throws(AsyncToolsError) -> ChildTaskHandle<Success> {
+    let record = ChildTaskRecord<Success>()
+    let job = ScopeOwnerLoop.Job(name: name, priority: priority) { try await record.runThrowing(operation) }
+    try loop.enqueue(job, closedMessage: "cannot add a task to error group '\(self.name)': it has ended")
+    return ChildTaskHandle(record)
   }
 
   /// Cancels the body and every task of the group, present and future, without it counting as a failure.
   /// The group still waits for them all.
   public func cancelAll() {
-    let wake = state.withLock { state in
-      if state.closed || state.cancelRequested { return nil as (CheckedContinuation<OwnerAction, Never>, OwnerAction)? }
-      state.cancelRequested = true
-      return state.wakeOwner()
-    }
-    if let (owner, action) = wake { owner.resume(returning: action) }
+    loop.requestCancel()
   }
 
   /// Whether a task of the group failed or ``cancelAll()`` was called.
-  public var isCancelled: Bool { state.withLock { $0.cancelRequested || !$0.failures.isEmpty } }
+  public var isCancelled: Bool { loop.isCancelRequested || !failures.isEmpty }
+
+  /// The number of tasks added to the group and not finished yet (queued or running), not counting the body.
+  public var liveTaskCount: Int { loop.liveJobs }
 
   // MARK: Internals used by withErrorGroup
 
   func recordFailure(_ error: any Error) {
-    state.withLock { $0.failures.append(error) }
+    recordedFailures.withLock { $0.append(error) }
   }
 
-  var failures: [any Error] { state.withLock { $0.failures } }
-
-  func taskFinished() {
-    let wake = state.withLock { state in
-      state.live -= 1
-      if state.live == 0 { state.closed = true }
-      return state.wakeOwner()
-    }
-    if let (owner, action) = wake { owner.resume(returning: action) }
-  }
-
-  func nextOwnerAction() async -> OwnerAction {
-    await withCheckedContinuation { (continuation: CheckedContinuation<OwnerAction, Never>) in
-      let immediate = state.withLock { state -> OwnerAction? in
-        if let action = state.nextAction() { return action }
-        state.owner = continuation
-        return nil
-      }
-      if let immediate { continuation.resume(returning: immediate) }
-    }
-  }
+  var failures: [any Error] { recordedFailures.withLock { $0 } }
 
   /// Wraps a task of the group: failures are recorded and thrown into the group so the runtime cancels the rest.
-  func run(_ operation: () async throws -> Void) async throws {
-    defer { taskFinished() }
+  func runTask(_ operation: () async throws -> Void) async throws {
+    defer { loop.jobFinished() }
     do {
       try await operation()
     } catch is CancellationError {
-      // Not a failure: typically a sibling's failure cancelled this task.
+      // Not a failure: typically a sibling's failure cancelled this task, or the task cancelled itself.
+    } catch {
+      recordFailure(error)
+      throw FailFast()
+    }
+  }
+
+  /// Wraps the body: as a task, except that a `CancellationError` of the body cancels the whole group (aiotools'
+  /// `TaskGroup`, `asyncio.TaskGroup` and Swift's groups do the same), and the owner's side ends with it.
+  func runBody(_ body: () async throws -> Void) async throws {
+    defer { loop.ownerFinished() }
+    do {
+      try await body()
+    } catch is CancellationError {
+      loop.requestCancel()
     } catch {
       recordFailure(error)
       throw FailFast()
@@ -165,6 +123,11 @@ private let errorGroupCounter = Atomic<Int>(0)
 /// - **No failure** → the body's value, once every task has ended.
 /// - **The calling task is cancelled**, or ``ErrorGroupScope/cancelAll()`` is called → everything is cancelled and
 ///   awaited; then `CancellationError` is thrown unless something failed (then the `ErrorGroup`).
+/// - **The body throws `CancellationError`** → not a failure, but every task is cancelled at once and awaited, as in
+///   aiotools' `TaskGroup`, `asyncio.TaskGroup` and Swift's groups; then `CancellationError` is thrown unless
+///   something failed. (A *task* ending with `CancellationError` cancels nobody.)
+/// - **Handles** → ``ErrorGroupScope/addTask(name:priority:operation:)`` returns a ``ChildTaskHandle`` that cancels
+///   that task alone (not a failure) or awaits its value.
 /// - **Names and the task-local** → the body runs as a task named after the group; each task carries the name given
 ///   to ``ErrorGroupScope/addTask(name:priority:operation:)`` as its Swift task name; ``ErrorGroupScope/current``
 ///   is this group for the body and all its tasks.
@@ -177,6 +140,7 @@ private let errorGroupCounter = Atomic<Int>(0)
 ///   - body: Adds tasks and computes the value.
 /// - Returns: The body's value.
 /// - Throws: ``ErrorGroup`` of all failures, or `CancellationError`.
+@discardableResult
 public func withErrorGroup<Result: Sendable>(
   name: String? = nil,
   _ body: @Sendable (ErrorGroupScope) async throws -> Result
@@ -203,10 +167,10 @@ private func runErrorGroup<Result: Sendable>(
   let groupName = scope.name
   try await withoutActuallyEscaping(body) { body in
     // Bound around the group, not inside it: every task the owner adds inherits it.
-    try await ErrorGroupScope.$current.withValue(scope) {
+    try await ErrorGroupScope.$currentScope.withValue(scope) {
       try await withThrowingDiscardingTaskGroup { group in
         let runBody: @Sendable () async throws -> Void = {
-          try await scope.run {
+          try await scope.runBody {
             let value = try await body(scope)
             result.value.withLock { $0 = value }
           }
@@ -217,18 +181,17 @@ private func runErrorGroup<Result: Sendable>(
           group.addTask(operation: runBody)
         }
         // The owner's loop: add queued tasks, relay cancelAll(), until the body and every task have ended.
-        while case .spawn(let jobs, let cancel) = await scope.nextOwnerAction() {
-          if cancel { group.cancelAll() }
-          for job in jobs {
+        await scope.loop.run(
+          spawn: { job in
             let operation = job.operation
-            let runTask: @Sendable () async throws -> Void = { try await scope.run(operation) }
+            let runTask: @Sendable () async throws -> Void = { try await scope.runTask(operation) }
             if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
               group.addTask(name: job.name, priority: job.priority, operation: runTask)
             } else {
               group.addTask(priority: job.priority, operation: runTask)
             }
-          }
-        }
+          },
+          cancelAll: { group.cancelAll() })
       }
     }
   }

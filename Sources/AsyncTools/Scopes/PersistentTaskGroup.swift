@@ -191,7 +191,7 @@ public final class PersistentTaskGroup: Sendable {
   ///   closed then).
   @discardableResult
   public func close(
-    timeout: Duration, clock: some Clock<Duration> = ContinuousClock()
+    timeout: Duration, clock: some Clock<Duration> = DefaultClock()
   ) async throws(AsyncToolsError) -> Bool {
     try timeout.requirePositive("timeout")
     core.beginClose()

@@ -58,7 +58,7 @@ public struct RestartIntensity: Hashable, Sendable, CustomStringConvertible {
   /// `"at most 3 restarts within 5.0 seconds"`.
   public var description: String { "at most \(maxRestarts) restarts within \(period)" }
 
-  func validate() throws(AsyncToolsError) {
+  package func validate() throws(AsyncToolsError) {
     if maxRestarts < 0 { throw .invalidArgument("maxRestarts must not be negative, got \(maxRestarts)") }
     try period.requirePositive("restart intensity period")
   }

@@ -6,34 +6,38 @@ import Synchronization
 /// so ``RestartPolicy/never`` children cost nothing extra.
 final class SupervisorCore: Sendable {
   struct State {
-    /// When recent restarts happened, as offsets from the supervisor's start; oldest first.
-    var restarts: Deque<Duration> = []
+    /// When recent restarts happened, as offsets from the supervisor's start.
+    var window: RestartWindow
     var gaveUp: SupervisorError?
   }
 
   let intensity: RestartIntensity
   let backoff: Backoff
-  let errorHandler: @Sendable (any Error) -> Void
-  /// The swift-metrics instruments, if the supervisor was started with `metrics:`.
-  let metrics: SupervisorMetrics?
+  let errorHandler: Supervisor.ErrorHandler
+  let onRestart: (@Sendable (Supervisor.RestartEvent) -> Void)?
+  /// Called once, from the child that crossed the limit, the moment the supervisor gives up.
+  let onGiveUp: (@Sendable (SupervisorError) -> Void)?
   private let elapsed: @Sendable () -> Duration
   private let sleep: @Sendable (Duration) async throws -> Void
   private let random: Locked<any RandomNumberGenerator & Sendable>
-  private let state = Locked(State())
+  private let state: Locked<State>
   private let unnamedChildren = Atomic<Int>(0)
 
   init<C: Clock<Duration>>(
     intensity: RestartIntensity, backoff: Backoff, clock: C, random: some RandomNumberGenerator & Sendable,
-    errorHandler: @escaping @Sendable (any Error) -> Void, metrics: MetricsConfiguration? = nil
+    errorHandler: @escaping Supervisor.ErrorHandler, onRestart: (@Sendable (Supervisor.RestartEvent) -> Void)?,
+    onGiveUp: (@Sendable (SupervisorError) -> Void)?
   ) {
     self.intensity = intensity
-    self.metrics = metrics.map(SupervisorMetrics.init)
     self.backoff = backoff
     self.errorHandler = errorHandler
+    self.onRestart = onRestart
+    self.onGiveUp = onGiveUp
     let start = clock.now
     self.elapsed = { start.duration(to: clock.now) }
     self.sleep = { delay in try await clock.sleep(until: clock.now.advanced(by: delay), tolerance: nil) }
     self.random = Locked(random)
+    self.state = Locked(State(window: RestartWindow(maxRestarts: intensity.maxRestarts, period: intensity.period)))
   }
 
   /// The first reason the supervisor gave up, if it did.
@@ -44,6 +48,19 @@ final class SupervisorCore: Sendable {
     "child #\(unnamedChildren.wrappingAdd(1, ordering: .relaxed).newValue)"
   }
 
+  /// Runs a ``RestartPolicy/never`` child once; its failure goes to the error handler with the child's name, and
+  /// is rethrown for its handle.
+  func runOnce(child: String, _ operation: () async throws -> Void) async throws {
+    do {
+      try await operation()
+    } catch is CancellationError {
+      throw CancellationError()
+    } catch {
+      errorHandler(error, child)
+      throw error
+    }
+  }
+
   /// Runs a restartable child until its policy says stop, the supervisor is cancelled, or the intensity limit
   /// is crossed (then throws ``SupervisorError``).
   /// `scope` is the supervisor's task scope: a ``TaskScope/Handle/cancelAll()`` reaches the group through a helper
@@ -52,6 +69,7 @@ final class SupervisorCore: Sendable {
     child: String, restart: RestartPolicy, scope: TaskScopeCore, operation: () async throws -> Void
   ) async throws(SupervisorError) {
     var consecutive = 0
+    var attempt = 0
     while !Task.isCancelled && !scope.isCancelRequested {
       let runStarted = elapsed()
       var failure: (any Error)?
@@ -60,7 +78,7 @@ final class SupervisorCore: Sendable {
       } catch is CancellationError {
         // Not a failure: treated like a normal return.
       } catch {
-        errorHandler(error)
+        errorHandler(error, child)
         failure = error
       }
       if Task.isCancelled || scope.isCancelRequested { return }
@@ -74,6 +92,8 @@ final class SupervisorCore: Sendable {
       try recordRestart(of: child, at: now, lastFailure: failure)
       let delay = backoff.delay(beforeRestart: consecutive, unit: backoff.jitter > 0 ? randomUnit() : 0)
       consecutive += 1
+      attempt += 1
+      onRestart?(Supervisor.RestartEvent(child: child, attempt: attempt, lastFailure: failure, delay: delay))
       if delay > .zero {
         do { try await sleep(delay) } catch { return }  // cancelled while backing off: the supervisor is stopping
       }
@@ -82,25 +102,19 @@ final class SupervisorCore: Sendable {
 
   private func recordRestart(of child: String, at now: Duration, lastFailure: (any Error)?) throws(SupervisorError) {
     let intensity = self.intensity
-    let error = state.withLock { state -> SupervisorError? in
-      if let gaveUp = state.gaveUp { return gaveUp }
-      // Forget restarts that left the window (older than `period` ago).
-      while let oldest = state.restarts.first, now - oldest >= intensity.period { state.restarts.removeFirst() }
-      if state.restarts.count >= intensity.maxRestarts {
-        let error = SupervisorError(
-          code: .restartIntensityExceeded, child: child, restarts: state.restarts.count + 1,
-          period: intensity.period, lastFailure: lastFailure)
-        state.gaveUp = error
-        return error
-      }
-      state.restarts.append(now)
-      return nil
+    let (error, first) = state.withLock { state -> (SupervisorError?, Bool) in
+      if let gaveUp = state.gaveUp { return (gaveUp, false) }
+      if state.window.admit(at: now) { return (nil, false) }
+      let error = SupervisorError(
+        code: .restartIntensityExceeded, child: child, restarts: state.window.restarts.count + 1,
+        period: intensity.period, lastFailure: lastFailure)
+      state.gaveUp = error
+      return (error, true)
     }
     if let error {
-      metrics?.gaveUp(child)
+      if first { onGiveUp?(error) }
       throw error
     }
-    metrics?.restarted(child)
   }
 
   private func randomUnit() -> Double {

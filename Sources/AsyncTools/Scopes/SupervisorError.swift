@@ -1,7 +1,7 @@
 /// Why a supervisor gave up.
 ///
-/// Thrown by ``withSupervisor(intensity:backoff:clock:random:metrics:isolation:errorHandler:_:)``
-/// after it cancelled and awaited all of its children.
+/// Thrown by ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)`` after it
+/// cancelled and awaited all of its children.
 public struct SupervisorError: Error, Sendable, CustomStringConvertible {
   /// What made the supervisor give up.
   public struct Code: Hashable, Sendable, CustomStringConvertible {

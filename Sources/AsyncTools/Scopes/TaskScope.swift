@@ -29,23 +29,30 @@ public struct TaskScope: ~Copyable {
     self.core = core
   }
 
-  /// Adds a child task to the scope.
+  /// Adds a child task to the scope and returns its handle.
   ///
   /// If the child throws, its error is passed to the scope's error handler from the child's own task, as soon as it
   /// happens; siblings and the body keep running. A `CancellationError` is not a failure and is not reported.
-  /// Nothing about the child is kept after it ends. A child added to a cancelled scope starts cancelled.
+  /// The scope keeps nothing about the child after it ends. A child added to a cancelled scope starts cancelled.
+  ///
+  /// The returned ``ChildTaskHandle`` cancels this child alone, awaits its value (or the error it threw, which is
+  /// also reported), or tells whether it has finished (aiotools' `TaskScope.create_task`). Discard it if you do not
+  /// need it.
   ///
   /// - Parameters:
   ///   - name: The Swift task name of the child (visible in `Task.name` and in debuggers), or `nil`.
   ///   - priority: The child's priority; `nil` inherits the current one.
   ///   - operation: The child's work.
-  public mutating func addTask(
-    name: String? = nil, priority: TaskPriority? = nil, operation: sending @escaping () async throws -> Void
-  ) {
+  /// - Returns: A handle on the child.
+  @discardableResult
+  public mutating func addTask<Success: Sendable>(
+    name: String? = nil, priority: TaskPriority? = nil, operation: sending @escaping () async throws -> Success
+  ) -> ChildTaskHandle<Success> {
     let core = self.core
+    let record = ChildTaskRecord<Success>()
     core.fastPathChildStarted()
     let body: () async -> Void = {
-      do { try await operation() } catch { core.report(error) }
+      if case .failure(let error) = await record.run(operation) { core.report(error) }
       core.fastPathChildFinished()
     }
     if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
@@ -53,6 +60,7 @@ public struct TaskScope: ~Copyable {
     } else {
       group.addTask(priority: priority, operation: body)
     }
+    return ChildTaskHandle(record)
   }
 
   /// Adds a child task unless the scope is cancelled; returns whether it was added.
@@ -71,18 +79,20 @@ public struct TaskScope: ~Copyable {
   /// `withTaskScope`. Used by supervisors to give up.
   mutating func addFailFastTask(
     name: String?, priority: TaskPriority?, operation: sending @escaping () async throws -> Void
-  ) {
+  ) -> ChildTaskHandle<Void> {
     let core = self.core
+    let record = ChildTaskRecord<Void>()
     core.fastPathChildStarted()
     let body: () async throws -> Void = {
       defer { core.fastPathChildFinished() }
-      try await operation()
+      try await record.runThrowing(operation)
     }
     if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
       group.addTask(name: name, priority: priority, operation: body)
     } else {
       group.addTask(priority: priority, operation: body)
     }
+    return ChildTaskHandle(record)
   }
 
   /// Cancels every child, present and future (aiotools' `abort()`). The body itself is not cancelled, and the
@@ -95,6 +105,9 @@ public struct TaskScope: ~Copyable {
   /// Whether the scope's children are cancelled: ``cancelAll()`` was called (here or through the handle), or the
   /// task running the scope was cancelled.
   public var isCancelled: Bool { group.isCancelled || core.isCancelRequested }
+
+  /// The number of children added (here or through the ``handle``) and not finished yet.
+  public var liveTaskCount: Int { core.liveTaskCount }
 
   /// A Sendable handle for adding children and cancelling the scope from any task, typically from a child.
   ///
@@ -156,6 +169,7 @@ extension TaskScope {
 ///   - body: Adds children to the scope and computes the scope's value.
 /// - Returns: The body's value.
 /// - Throws: The body's error, or `CancellationError` when the calling task is cancelled.
+@discardableResult
 public func withTaskScope<Result>(
   isolation: isolated (any Actor)? = #isolation,
   errorHandler: @escaping @Sendable (any Error) -> Void = TaskScope.logChildFailure,
@@ -219,9 +233,10 @@ public func withTaskScope<Result>(
 ///   - errorHandler: Receives each child failure; defaults to ``TaskScope/logChildFailure``.
 ///   - body: Adds children and computes the scope's value.
 /// - Throws: ``TimeoutError``, the body's error, or `CancellationError`.
+@discardableResult
 public func withTaskScope<Result: Sendable, C: Clock<Duration>>(
   timeout: Duration?,
-  clock: C = ContinuousClock(),
+  clock: C = DefaultClock(),
   errorHandler: @escaping @Sendable (any Error) -> Void = TaskScope.logChildFailure,
   _ body: sending @escaping (inout TaskScope) async throws -> Result
 ) async throws -> Result {

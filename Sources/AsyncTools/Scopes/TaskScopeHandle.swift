@@ -11,15 +11,20 @@ extension TaskScope {
   public struct Handle: Sendable {
     let core: TaskScopeCore
 
-    /// Adds a child task to the scope.
+    /// Adds a child task to the scope and returns its handle.
     ///
-    /// The child starts cancelled if the scope is cancelled.
+    /// The child starts cancelled if the scope is cancelled. The returned ``ChildTaskHandle`` cancels this child
+    /// alone or awaits its value; discard it if you do not need it.
     ///
     /// - Throws: ``AsyncToolsError`` with code ``AsyncToolsError/Code/closed`` when the scope has ended.
-    public func addTask(
-      name: String? = nil, priority: TaskPriority? = nil, operation: @escaping @Sendable () async throws -> Void
-    ) throws(AsyncToolsError) {
-      try core.enqueue(TaskScopeCore.Job(name: name, priority: priority, operation: operation))
+    @discardableResult
+    public func addTask<Success: Sendable>(
+      name: String? = nil, priority: TaskPriority? = nil, operation: @escaping @Sendable () async throws -> Success
+    ) throws(AsyncToolsError) -> ChildTaskHandle<Success> {
+      let record = ChildTaskRecord<Success>()
+      try core.enqueue(
+        ScopeOwnerLoop.Job(name: name, priority: priority) { try await record.runThrowing(operation) })
+      return ChildTaskHandle(record)
     }
 
     /// Cancels every child of the scope, present and future, wherever they were added from (aiotools'
@@ -31,5 +36,8 @@ extension TaskScope {
 
     /// Whether ``cancelAll()`` was called on the scope.
     public var isCancelled: Bool { core.isCancelRequested }
+
+    /// The number of children of the scope added (from any path) and not finished yet.
+    public var liveTaskCount: Int { core.liveTaskCount }
   }
 }

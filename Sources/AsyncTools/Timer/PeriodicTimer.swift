@@ -11,9 +11,10 @@ import Logging
 /// await heartbeat.cancel()   // returns once every running tick has finished its cleanup
 /// ```
 ///
-/// Prefer ``withTimer(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:body:isolation:)``
-/// when the timer lives only for the duration of some work; use this handle for a timer owned by a
-/// long-lived object.
+/// Prefer
+/// ``withTimer(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:body:isolation:)`` when the timer
+/// lives only for the duration of some work; use this handle for a timer owned by a long-lived
+/// object.
 ///
 /// Semantics:
 /// - **Ticks are child tasks** of the timer's own task, started immediately: a tick runs on the
@@ -56,7 +57,7 @@ public final class PeriodicTimer: Sendable {
   ///   - schedule: how deadlines are computed; ``Schedule/fixedRate`` (no drift) by default,
   ///     ``Schedule/fixedDelay`` for aiotools' schedule.
   ///   - clock: the clock to sleep on (a `VirtualClock` in tests). The overload without `clock`
-  ///     uses `ContinuousClock()`.
+  ///     uses ``DefaultClock``.
   ///   - onError: called with every error a tick throws (except the `CancellationError` of a
   ///     cancelled tick), exactly once per error, on the failing tick's task. `nil` (the default)
   ///     logs it to `logger`.
@@ -82,23 +83,23 @@ public final class PeriodicTimer: Sendable {
     let engine = try TimerEngine(
       interval: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
       onError: onError, logger: logger, metrics: metrics, body: tick)
-    return PeriodicTimer(task: Task { await engine.run() })
+    return PeriodicTimer(task: Task(executorPreference: ScopedTime.taskExecutor) { await engine.run() })
   }
 
-  /// Starts a timer on `ContinuousClock`; see
+  /// Starts a timer on ``DefaultClock``; see
   /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)`` for the semantics.
   public static func start(
     every interval: Duration,
     initialDelay: Duration = .zero,
     policy: DelayPolicy = .overlap,
     schedule: Schedule = .fixedRate,
-    onError: (@Sendable (any Error, Tick<ContinuousClock>) -> Void)? = nil,
+    onError: (@Sendable (any Error, Tick<DefaultClock>) -> Void)? = nil,
     logger: Logger? = nil,
     metrics: MetricsConfiguration? = nil,
-    _ tick: @escaping @Sendable (Tick<ContinuousClock>) async throws -> Void
+    _ tick: @escaping @Sendable (Tick<DefaultClock>) async throws -> Void
   ) throws(AsyncToolsError) -> PeriodicTimer {
     try start(
-      every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: ContinuousClock(),
+      every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: DefaultClock(),
       onError: onError, logger: logger, metrics: metrics, tick)
   }
 

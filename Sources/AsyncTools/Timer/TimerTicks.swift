@@ -86,10 +86,10 @@ extension PeriodicTimer {
     return Ticks(interval: interval, initialDelay: initialDelay, schedule: schedule, clock: clock)
   }
 
-  /// The ticks of a schedule on `ContinuousClock`; see ``ticks(every:initialDelay:schedule:clock:)``.
+  /// The ticks of a schedule on ``DefaultClock``; see ``ticks(every:initialDelay:schedule:clock:)``.
   public static func ticks(
     every interval: Duration, initialDelay: Duration = .zero, schedule: Schedule = .fixedRate
-  ) throws(AsyncToolsError) -> Ticks<ContinuousClock> {
-    try ticks(every: interval, initialDelay: initialDelay, schedule: schedule, clock: ContinuousClock())
+  ) throws(AsyncToolsError) -> Ticks<DefaultClock> {
+    try ticks(every: interval, initialDelay: initialDelay, schedule: schedule, clock: DefaultClock())
   }
 }

@@ -19,7 +19,7 @@ import Logging
 /// failing tick goes to `onError` (or the log) and the timer lives on. The timer's ticks are child
 /// tasks of the calling task: cancelling the caller cancels `body` and the running ticks alike.
 ///
-/// The clock is `ContinuousClock()` in the overload without `clock` (pass a `VirtualClock` in tests).
+/// The clock is ``DefaultClock`` (real time, virtual inside `withVirtualTime`) in the overload without `clock` (pass a `VirtualClock` in tests).
 /// `logger` and `metrics` are those of ``PeriodicTimer`` (a logger for tick failures without
 /// `onError`, opt-in swift-metrics instrumentation).
 ///
@@ -57,21 +57,21 @@ public func withTimer<C: Clock, Result>(
   return try outcome.get()
 }
 
-/// Runs `tick` every `interval` on `ContinuousClock` while `body` runs; see
+/// Runs `tick` every `interval` on ``DefaultClock`` while `body` runs; see
 /// ``withTimer(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:body:isolation:)`` for the semantics.
 public func withTimer<Result>(
   every interval: Duration,
   initialDelay: Duration = .zero,
   policy: PeriodicTimer.DelayPolicy = .overlap,
   schedule: PeriodicTimer.Schedule = .fixedRate,
-  onError: (@Sendable (any Error, PeriodicTimer.Tick<ContinuousClock>) -> Void)? = nil,
+  onError: (@Sendable (any Error, PeriodicTimer.Tick<DefaultClock>) -> Void)? = nil,
   logger: Logger? = nil,
   metrics: MetricsConfiguration? = nil,
-  _ tick: @escaping @Sendable (PeriodicTimer.Tick<ContinuousClock>) async throws -> Void,
+  _ tick: @escaping @Sendable (PeriodicTimer.Tick<DefaultClock>) async throws -> Void,
   body: () async throws -> Result,
   isolation: isolated (any Actor)? = #isolation
 ) async throws -> Result {
   try await withTimer(
-    every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: ContinuousClock(),
+    every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: DefaultClock(),
     onError: onError, logger: logger, metrics: metrics, tick, body: body, isolation: isolation)
 }

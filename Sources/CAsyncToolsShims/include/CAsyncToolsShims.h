@@ -22,6 +22,43 @@ int asynctools_pidfd_send_signal(int pidfd, int sig);
 /// prctl(PR_SET_PDEATHSIG, sig): deliver `sig` to this process when its parent thread dies.
 int asynctools_set_parent_death_signal(int sig);
 
+/// Names this process: the main thread's `comm`, which `ps`, `top` and `ss` show (at most 15 bytes
+/// are kept) — prctl(PR_SET_NAME) on the main thread, /proc/self/task/<pid>/comm from another one.
+int asynctools_set_process_name(const char *_Nonnull name);
+
+// The environment a parent uses to hand a re-executed copy of itself its parent-death signal (see
+// AsyncToolsProcess' ReexecutionEnvironment, which owns every other variable). The names live here
+// because a constructor of this library reads them before any Swift code runs.
+#define ASYNCTOOLS_ENV_PARENT_PID "ASYNCTOOLS_PARENT_PID"
+#define ASYNCTOOLS_ENV_DEATH_SIGNAL "ASYNCTOOLS_DEATH_SIGNAL"
+/// Names the role of a copy re-executed for library code that claims it later in `main`.
+#define ASYNCTOOLS_ENV_ROLE "ASYNCTOOLS_ROLE"
+
+/// The parent-death signal this process armed at load time, before `main` (0 if none was asked
+/// for), and the parent it expects in `*expected_parent`. At load time the constructor read and
+/// removed ASYNCTOOLS_ENV_PARENT_PID / ASYNCTOOLS_ENV_DEATH_SIGNAL, called prctl(PR_SET_PDEATHSIG)
+/// and then checked getppid(): a parent that died before the prctl made it raise the signal at once.
+int asynctools_armed_parent_death_signal(pid_t *_Nonnull expected_parent);
+
+/// The signals held since load time, as a bit set (bit n-1 for signal n), cleared by the call.
+///
+/// In a copy re-executed for a role (ASYNCTOOLS_ENV_ROLE set), every signal that is blocked at load
+/// time (the parent's spawn blocked it) gets a handler that only records it. Blocking alone does not
+/// keep such a signal until the program traps it: Swift's async `main` parks the main thread in
+/// libdispatch's `sigsuspend` with an empty mask, where a pending signal is delivered with its default
+/// action. Once the program has trapped the signal (libdispatch's signal source replaces the
+/// handler), it takes what arrived before with this call.
+uint64_t asynctools_take_held_signals(void);
+
+/// Delivers `sig` to this process with its default action (unblocked, disposition reset) and, if it
+/// survives that, exits with `status` — what a parent-death signal would have done.
+void asynctools_die_by_signal(int sig, int status);
+
+/// The path of this program's executable as resolved at load time (`readlink /proc/self/exe`
+/// before `main`), or NULL if it could not be read. Re-executing it after the file was replaced
+/// runs the new build; `/proc/self/exe` would keep running the old one.
+const char *_Nullable asynctools_startup_executable_path(void);
+
 /// epoll_create1(EPOLL_CLOEXEC).
 int asynctools_epoll_create(void);
 

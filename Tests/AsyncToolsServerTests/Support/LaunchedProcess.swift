@@ -1,3 +1,4 @@
+import AsyncToolsTestSupport
 import CAsyncToolsShims
 import Synchronization
 import Testing
@@ -26,9 +27,10 @@ final class LaunchedProcess: Sendable {
     return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
   }
 
-  /// Starts `executable` (a product name, looked up beside the test bundle) with `arguments`.
+  /// Starts `executable` (a product name, looked up beside the test bundle, or an absolute path)
+  /// with `arguments`.
   init(_ executable: String, _ arguments: [String]) throws {
-    let path = "\(Self.productsDirectory)/\(executable)"
+    let path = executable.hasPrefix("/") ? executable : "\(Self.productsDirectory)/\(executable)"
     var outPipe: [CInt] = [-1, -1]
     var errPipe: [CInt] = [-1, -1]
     // Close-on-exec from birth: tests spawn processes in parallel, and a write end leaking into

@@ -1,4 +1,5 @@
 import AsyncToolsServer
+import AsyncToolsTestSupport
 import Logging
 
 #if canImport(Glibc)
@@ -32,27 +33,6 @@ struct ProbeLogHandler: LogHandler {
     set { metadata[key] = newValue }
   }
   func log(event: LogEvent) { probe.record("log: \(event.message)") }
-}
-
-/// A lock ThreadSanitizer sees: `Synchronization.Mutex` hands contended locks over in the kernel
-/// (`FUTEX_LOCK_PI`, in uninstrumented code), which TSan reports as races between the raw threads
-/// these tests read process output on. Safe to share: the state is only touched under the lock.
-final class PThreadLocked<State>: @unchecked Sendable {
-  private var mutex = pthread_mutex_t()
-  private var state: State
-
-  init(_ state: State) {
-    self.state = state
-    pthread_mutex_init(&mutex, nil)
-  }
-
-  deinit { pthread_mutex_destroy(&mutex) }
-
-  func withLock<T>(_ body: (inout State) throws -> T) rethrows -> T {
-    pthread_mutex_lock(&mutex)
-    defer { pthread_mutex_unlock(&mutex) }
-    return try body(&state)
-  }
 }
 
 /// Collects what workers report, and lets the test wait for a given report without sleeping.

@@ -1,0 +1,147 @@
+#if os(Linux)
+import AsyncTools
+import CAsyncToolsShims
+import Glibc
+
+extension ChildProcess {
+  /// The parent side of re-execution, shared by ``fork(entry:arguments:environment:fileDescriptors:options:)``
+  /// and AsyncToolsServer's worker processes: starts `executable` with the handshake of
+  /// ``ReexecutionEnvironment`` in its environment and a readiness pipe right above the passed
+  /// descriptors, and returns at once with the child and its ``Readiness`` (not awaited here).
+  ///
+  /// - Parameters:
+  ///   - argv: the whole argument vector, `argv[0]` included.
+  ///   - target: the entry point or role the child is asked to become.
+  ///   - arguments: handed to the child through the handshake (any strings without NUL).
+  ///   - options: ``Options/parentDeathSignal`` is armed by the child before its `main` runs.
+  package static func reexecute(
+    executable: String,
+    argv: [String],
+    target: ReexecutionEnvironment.Target,
+    arguments: [String],
+    environment: [String: String]?,
+    workingDirectory: String? = nil,
+    fileDescriptors: [Int32: Int32],
+    options: Options
+  ) async throws -> (ChildProcess, Readiness) {
+    try options.validate()
+    try SpawnRequest.validate(fileDescriptors: fileDescriptors)
+    if arguments.contains(where: { $0.utf8.contains(0) }) {
+      throw AsyncToolsError.invalidArgument("arguments must not contain NUL characters")
+    }
+    // Handshake variables from the caller's environment (or ours, if we are an entry point that
+    // forks again) must not shadow the ones added below.
+    var variables = ReexecutionEnvironment.removingHandshake(
+      from: try environment.map(environmentStrings) ?? currentEnvironment())
+
+    var pipeFDs: [Int32] = [-1, -1]
+    guard asynctools_pipe2(&pipeFDs, O_CLOEXEC | O_NONBLOCK) == 0 else {
+      throw ProcessError.systemCallFailed("pipe2", errno: errno)
+    }
+    let readiness = Readiness(fd: pipeFDs[0])
+    let writeEnd = pipeFDs[1]
+    defer { close(writeEnd) }  // once spawned only the child holds it: its exit is end of file
+    // The child's end goes right above every descriptor the caller passes.
+    let readyFD = max(2, fileDescriptors.keys.max() ?? 2) + 1
+    var descriptors = fileDescriptors
+    descriptors[readyFD] = writeEnd
+
+    let handshake = ReexecutionEnvironment(
+      target: target, arguments: arguments, readyFD: readyFD,
+      parentDeath: options.parentDeathSignal.map { .init(signal: $0, parent: getpid()) })
+    variables += handshake.variables
+    let request = SpawnRequest(
+      executable: executable, arguments: argv, environment: variables, workingDirectory: workingDirectory,
+      fileDescriptors: descriptors, closeOtherDescriptors: options.closeOtherDescriptors,
+      processGroup: options.processGroup, blockedSignals: options.blockedSignals)
+    try request.validateStrings()
+    let child = try await launch(request, usePidfd: options.usePidfd)
+    readiness.child = child
+    return (child, readiness)
+  }
+
+  /// `/proc/self/exe`: the running program, even if its file was replaced or deleted since it started.
+  package static let selfExecutable = "/proc/self/exe"
+
+  /// The path this program was started from, resolved before `main` ran, if the file there still
+  /// exists; else ``selfExecutable``. Re-executing it after the program was rebuilt in place starts
+  /// the new build (what a rolling restart wants), where `/proc/self/exe` keeps the old one.
+  package static var startupExecutable: String {
+    guard let path = asynctools_startup_executable_path().map({ String(cString: $0) }),
+      access(path, X_OK) == 0
+    else { return selfExecutable }
+    return path
+  }
+
+  /// A re-executed child's readiness: the first byte it writes to the readiness pipe, raced
+  /// against its exit, so a child that dies before writing (or leaked the pipe to a grandchild and
+  /// died) cannot hang the parent, and against an optional timeout, so one that hangs cannot either.
+  ///
+  /// Holds the parent's end of the pipe and closes it when released.
+  package final class Readiness: @unchecked Sendable {
+    // @unchecked: `child` is written once, by `reexecute`, before the object is shared.
+    package enum Outcome: Sendable, Hashable {
+      /// The child wrote its ready byte.
+      case ready
+      /// The child does not know the entry point it was asked for.
+      case unknownEntry
+      /// The child exited, closed the pipe or wrote garbage without becoming ready.
+      case notReady
+      /// The timeout passed first; the child is still running.
+      case timedOut
+    }
+
+    private let fd: Int32
+    fileprivate var child: ChildProcess?
+
+    fileprivate init(fd: Int32) { self.fd = fd }
+
+    deinit { close(fd) }
+
+    private enum Event: Sendable {
+      case readable, exited, timedOut
+    }
+
+    /// Waits for the child's first byte, its exit, or `timeout` (`nil`: no limit). Does not signal
+    /// the child whatever happens.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled;
+    ///   ``ProcessError/statusUnavailable(pid:)`` if someone else reaped the child.
+    package func wait(timeout: Duration?) async throws -> Outcome {
+      guard let child else { return .notReady }
+      let monitor = try ProcessMonitor.shared()
+      let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+      let fd = self.fd
+      while true {
+        let event = try await withThrowingTaskGroup(of: Event.self) { group in
+          group.addTask {
+            try await monitor.waitReadable(fd)
+            return .readable
+          }
+          group.addTask {
+            _ = try await child.wait()
+            return .exited
+          }
+          if let deadline {
+            group.addTask {
+              try await Task.sleep(until: deadline, clock: .continuous)
+              return .timedOut
+            }
+          }
+          defer { group.cancelAll() }
+          return try await group.next()!
+        }
+        var byte: UInt8 = 0
+        let count = read(fd, &byte, 1)
+        if count == 1 && byte == ReexecutionEnvironment.readyByte { return .ready }
+        if count == 1 && byte == ReexecutionEnvironment.unknownEntryByte { return .unknownEntry }
+        if count < 0 && (errno == EAGAIN || errno == EINTR) {
+          if event == .timedOut { return .timedOut }
+          if event == .readable { continue }  // a spurious wake-up: wait again
+        }
+        return .notReady
+      }
+    }
+  }
+}
+#endif

@@ -1,0 +1,201 @@
+import AsyncTools
+/// A worker's open connections, tracked so that a stop can *drain* them: idle connections are
+/// closed at once, a connection with a request in flight when that request has been answered.
+///
+/// ``WorkerContext/serveConnections(drain:_:)`` opens one ``Connection`` per accepted socket and
+/// drains when the server stops the worker; the code serving a connection tells the drain three
+/// things through its ``Connection``: how to close it (``Connection/setCloseHandler(_:)``), when a
+/// request starts and ends (``Connection/requestStarted()``, ``Connection/requestFinished()``), and
+/// when it has closed (``Connection/closed()``, whoever closed it):
+///
+/// ```swift
+/// try await context.serveConnections { socket, connection in
+///   let channel = ClientBootstrap(group: group)
+///     .channelInitializer { $0.pipeline.addHandler(EchoHandler(connection)) }
+///     .withConnectedSocket(socket)
+///   channel.whenSuccess { channel in
+///     connection.setCloseHandler { channel.close(promise: nil) }
+///     channel.closeFuture.whenComplete { _ in connection.closed() }
+///   }
+///   channel.whenFailure { _ in connection.closed() }
+/// }
+/// ```
+///
+/// Why the server cannot simply close every connection on stop: a client mid-request would lose
+/// its reply. Why it cannot wait for every connection to end: an idle client (a keep-alive
+/// connection, an open `nc`) never ends it, and the stop would hang until the server kills the
+/// worker. The drain is bounded by the server's timeouts: ``drain()`` returns early when its task
+/// is cancelled — at ``ServerConfiguration/gracefulShutdownTimeout`` — after closing every
+/// connection, busy or not.
+public final class ConnectionDrain: Sendable {
+  private struct Entry {
+    var busy = 0
+    /// A request has started on it: it is no longer a connection whose first request may be in
+    /// transit.
+    var used = false
+    var close: (@Sendable () -> Void)?
+    var closeRequested = false
+  }
+
+  private struct State {
+    var entries: [UInt64: Entry] = [:]
+    var nextID: UInt64 = 0
+    var draining = false
+    /// The grace of connections without a request has passed: close them too.
+    var graceOver = false
+    /// Cancelled drain: close busy connections too.
+    var forced = false
+    var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+
+    /// Marks `id` for closing when the drain allows it now; returns the handler to call outside
+    /// the lock.
+    mutating func closeIfDue(_ id: UInt64) -> (@Sendable () -> Void)? {
+      guard draining, var entry = entries[id], !entry.closeRequested, let close = entry.close,
+        forced || (entry.busy == 0 && (entry.used || graceOver))
+      else { return nil }
+      entry.closeRequested = true
+      entries[id] = entry
+      return close
+    }
+
+    /// Every handler due now.
+    mutating func closeAllDue() -> [@Sendable () -> Void] {
+      entries.keys.compactMap { closeIfDue($0) }
+    }
+  }
+
+  private let state = Locked(State())
+  /// How long a connection that has not started a request yet is kept open by a drain.
+  public let firstRequestGrace: Duration
+
+  /// Creates an empty drain.
+  ///
+  /// - Parameter firstRequestGrace: How long ``drain()`` keeps a connection open that has not
+  ///   started a request yet (default 100 ms). A client that has just connected has usually sent
+  ///   its first request already, and it may still be in the socket's buffer, not yet read: closing
+  ///   at once would lose it. An idle client that sent nothing is closed when the grace ends.
+  public init(firstRequestGrace: Duration = .milliseconds(100)) {
+    self.firstRequestGrace = firstRequestGrace
+  }
+
+  /// How many connections are open (opened and not yet ``Connection/closed()``).
+  public var openCount: Int { state.withLock { $0.entries.count } }
+
+  /// Whether ``drain()`` has been called.
+  public var isDraining: Bool { state.withLock { $0.draining } }
+
+  /// Registers a new connection. One opened during a drain is closed as soon as it is idle and
+  /// has its close handler.
+  public func open() -> Connection {
+    let id = state.withLock { state in
+      defer { state.nextID += 1 }
+      state.entries[state.nextID] = Entry()
+      return state.nextID
+    }
+    return Connection(drain: self, id: id)
+  }
+
+  /// Closes every idle connection now (one that has not started a request yet after
+  /// ``firstRequestGrace``) and each busy one when its request has finished, and returns when all
+  /// of them have reported ``Connection/closed()``.
+  ///
+  /// When the calling task is cancelled (the server's phase two, after
+  /// ``ServerConfiguration/gracefulShutdownTimeout``), closes every connection still open, busy or
+  /// not, and returns without waiting for them to report.
+  public func drain() async {
+    let due = state.withLock { state in
+      state.draining = true
+      return state.closeAllDue()
+    }
+    for close in due { close() }
+    let unused = state.withLock { state in state.entries.values.contains { !$0.used && !$0.closeRequested } }
+    if unused {
+      try? await Task.sleep(for: firstRequestGrace)
+      let due = state.withLock { state in
+        state.graceOver = true
+        return state.closeAllDue()
+      }
+      for close in due { close() }
+    }
+    let id = state.withLock { state in
+      defer { state.nextID += 1 }
+      return state.nextID
+    }
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let done = state.withLock { state in
+          if state.entries.isEmpty || state.forced { return true }
+          state.waiters[id] = continuation
+          return false
+        }
+        if done { continuation.resume() }
+      }
+    } onCancel: {
+      let (due, waiter) = state.withLock { state in
+        state.forced = true
+        return (state.closeAllDue(), state.waiters.removeValue(forKey: id))
+      }
+      for close in due { close() }
+      waiter?.resume()
+    }
+  }
+
+  private func update(_ id: UInt64, _ change: (inout Entry) -> Void) {
+    let close = state.withLock { state -> (@Sendable () -> Void)? in
+      guard var entry = state.entries[id] else { return nil }
+      change(&entry)
+      state.entries[id] = entry
+      return state.closeIfDue(id)
+    }
+    close?()
+  }
+
+  private func remove(_ id: UInt64) {
+    let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+      state.entries.removeValue(forKey: id)
+      guard state.entries.isEmpty else { return [] }
+      defer { state.waiters = [:] }
+      return Array(state.waiters.values)
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+
+  /// One connection of a ``ConnectionDrain``. Every method is safe to call from any thread (an
+  /// event loop, a handler), in any order; calls after ``closed()`` do nothing.
+  public struct Connection: Sendable {
+    private let drain: ConnectionDrain
+    private let id: UInt64
+
+    fileprivate init(drain: ConnectionDrain, id: UInt64) {
+      self.drain = drain
+      self.id = id
+    }
+
+    /// How to close this connection (for example `channel.close(promise: nil)`). The drain calls
+    /// it at most once, from whichever thread made the connection due — possibly this call, when
+    /// the drain has already begun.
+    public func setCloseHandler(_ close: @escaping @Sendable () -> Void) {
+      drain.update(id) { $0.close = close }
+    }
+
+    /// A request has arrived: the connection is busy until the matching ``requestFinished()``.
+    /// Requests may overlap (pipelining): the connection is idle when every one has finished.
+    public func requestStarted() {
+      drain.update(id) {
+        $0.busy += 1
+        $0.used = true
+      }
+    }
+
+    /// A request has been answered (its reply written). During a drain, the connection closes
+    /// when no other request is in flight.
+    public func requestFinished() {
+      drain.update(id) { $0.busy = max(0, $0.busy - 1) }
+    }
+
+    /// The connection has closed, whoever closed it: the drain stops tracking it.
+    public func closed() {
+      drain.remove(id)
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import AsyncTools
+import Synchronization
+import Testing
+
+@testable import AsyncToolsTesting
+
+/// Each test pins one way work used to escape virtual time (issue #13): they failed on the
+/// hook-only driver and must keep passing.
+@Suite struct RuntimeSleepEscapeTests {
+  @Test func yieldInAChildDoesNotLetTimeJumpPastIt() async throws {
+    let log = EventLog()
+    try await withVirtualTime { clock in
+      await withDiscardingTaskGroup { group in
+        group.addTask {
+          await Task.yield()
+          log.append("\(clock.now)")
+        }
+        try? await clock.sleep(for: .seconds(10))
+      }
+    }
+    #expect(log.all == ["+0.0 seconds"])
+  }
+
+  @Test func immediateChildrenStayInVirtualTime() async throws {
+    let log = EventLog()
+    try await withVirtualTime { clock in
+      await withDiscardingTaskGroup { group in
+        for i in 1...3 {
+          group.addImmediateTask {
+            await Task.yield()
+            log.append("\(i) yielded at \(clock.now)")
+            try? await Task.sleep(for: .seconds(i))
+            log.append("\(i) slept until \(clock.now)")
+          }
+        }
+        try? await clock.sleep(for: .seconds(10))
+      }
+    }
+    #expect(
+      log.all == [
+        "1 yielded at +0.0 seconds", "2 yielded at +0.0 seconds", "3 yielded at +0.0 seconds",
+        "1 slept until +1.0 seconds", "2 slept until +2.0 seconds", "3 slept until +3.0 seconds",
+      ])
+  }
+
+  @Test func plainTaskSleepInTheBodyIsVirtual() async throws {
+    let (offset, real) = try await timed {
+      try await withVirtualTime { clock in
+        try await Task.sleep(for: .seconds(3600))
+        return clock.now.offset
+      }
+    }
+    #expect(offset == .seconds(3600))
+    #expect(real < .seconds(5))
+  }
+
+  @Test func plainTaskSleepInAsyncLetIsVirtual() async throws {
+    let offsets = try await withVirtualTime { clock in
+      async let first: Duration = {
+        try await Task.sleep(for: .seconds(3600))
+        return clock.now.offset
+      }()
+      async let second: Duration = {
+        try await Task.sleep(nanoseconds: 1_800_000_000_000)
+        return clock.now.offset
+      }()
+      return try await [first, second]
+    }
+    #expect(offsets == [.seconds(3600), .seconds(1800)])
+  }
+
+  @Test func plainTaskSleepInAGroupChildIsVirtual() async throws {
+    let offset = try await withVirtualTime { clock in
+      try await withThrowingTaskGroup(of: Duration.self) { group in
+        group.addTask {
+          try await Task.sleep(for: .seconds(3600))
+          return clock.now.offset
+        }
+        return try await group.next()!
+      }
+    }
+    #expect(offset == .seconds(3600))
+  }
+
+  @Test func plainTaskSleepInATaskScopeChildIsVirtual() async throws {
+    let log = EventLog()
+    try await withVirtualTime { clock in
+      try await withTaskScope { scope in
+        scope.addTask {
+          try await Task.sleep(for: .seconds(3600))
+          log.append("\(clock.now)")
+        }
+      }
+    }
+    #expect(log.all == ["+3600.0 seconds"])
+  }
+
+  @Test func continuousAndSuspendingClockSleepsAreVirtual() async throws {
+    let offsets = try await withVirtualTime { clock in
+      var offsets: [Duration] = []
+      try await ContinuousClock().sleep(until: .now + .seconds(3600))
+      offsets.append(clock.now.offset)
+      try await SuspendingClock().sleep(for: .milliseconds(1500))
+      offsets.append(clock.now.offset)
+      try await Task.sleep(until: .now + .seconds(7), clock: .continuous)
+      offsets.append(clock.now.offset)
+      return offsets
+    }
+    #expect(offsets == [.seconds(3600), .milliseconds(3601_500), .milliseconds(3608_500)])
+  }
+
+  @Test func cancellingAPlainTaskSleepCancelsItAtTheRightInstant() async throws {
+    let log = EventLog()
+    try await withVirtualTime { clock in
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+          do {
+            try await Task.sleep(for: .seconds(100))
+          } catch {
+            log.append("cancelled at \(clock.now)")
+          }
+        }
+        try await clock.sleep(for: .seconds(1))
+        group.cancelAll()
+      }
+      log.append("done at \(clock.now)")
+    }
+    #expect(log.all == ["cancelled at +1.0 seconds", "done at +1.0 seconds"])
+  }
+}
+
+/// Runs `body` and returns its value with the real time it took.
+func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
+  let start = ContinuousClock.now
+  let value = try await body()
+  return (value, ContinuousClock.now - start)
+}
