@@ -86,7 +86,8 @@ import Testing
     let log = EventLog()
     try await withVirtualTime { clock in
       try await withTaskScope { scope in
-        scope.addTask {
+        // The handle is not needed: the scope awaits its child.
+        _ = scope.addTask {
           try await Task.sleep(for: .seconds(3600))
           log.append("\(clock.now)")
         }
