@@ -19,7 +19,7 @@ struct ObservabilityLoggerTests {
   @Test func taskScopeChildFailureGoesToTheGivenLogger() async throws {
     let (logger, handler) = requestLogger()
     try await withTaskScope(errorHandler: TaskScope.logChildFailure(to: logger)) { scope in
-      scope.addTask { throw Boom() }
+      _ = scope.addTask { throw Boom() }
     }
     let entries = handler.entries
     #expect(entries.count == 1)
@@ -31,7 +31,7 @@ struct ObservabilityLoggerTests {
   @Test func supervisorChildFailureGoesToTheGivenLogger() async throws {
     let (logger, handler) = requestLogger()
     try await withSupervisor(errorHandler: Supervisor.logChildFailure(to: logger)) { supervisor in
-      supervisor.addChild(name: "worker") { throw Boom() }
+      _ = supervisor.addChild(name: "worker") { throw Boom() }
     }
     let entries = handler.entries
     #expect(entries.map { $0.metadata["request"] } == ["r-42"])

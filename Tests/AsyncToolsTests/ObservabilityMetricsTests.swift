@@ -70,7 +70,7 @@ struct ObservabilityMetricsTests {
           intensity: .init(maxRestarts: 2, within: .seconds(60)), clock: clock, errorHandler: { _, _ in },
           metrics: .init(name: "workers", factory: metrics)
         ) { supervisor in
-          supervisor.addChild(name: "flaky", restart: .onFailure) {
+          _ = supervisor.addChild(name: "flaky", restart: .onFailure) {
             runs.increment()
             throw Boom()
           }

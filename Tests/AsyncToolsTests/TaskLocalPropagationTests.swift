@@ -17,6 +17,7 @@ private enum Probe {
   }
 
   /// Runs `body` with both values bound to `tag`.
+  @discardableResult
   static func with<T>(
     _ tag: String, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
   ) async rethrows -> T {
@@ -43,8 +44,8 @@ struct TaskLocalPropagationTests {
     let seen = Seen()
     try await Probe.with("caller") {
       try await withTaskScope { scope in
-        scope.addTask { seen.record() }
-        scope.addTask { seen.record() }
+        _ = scope.addTask { seen.record() }
+        _ = scope.addTask { seen.record() }
       }
     }
     #expect(seen.all == ["caller/caller", "caller/caller"])
@@ -59,7 +60,7 @@ struct TaskLocalPropagationTests {
       try await withTaskScope { scope in
         let handle = scope.handle
         try await Probe.with("adder") {
-          try handle.addTask { seen.record() }
+          _ = try handle.addTask { seen.record() }
         }
       }
     }
@@ -72,7 +73,7 @@ struct TaskLocalPropagationTests {
     try await withVirtualTime { clock in
       try await Probe.with("caller") {
         try await withSupervisor(clock: clock, errorHandler: { _ in }) { supervisor in
-          supervisor.addChild(name: "flaky", restart: .onFailure) {
+          _ = supervisor.addChild(name: "flaky", restart: .onFailure) {
             seen.record()
             if runs.increment() < 3 { throw Failure() }
           }
@@ -199,7 +200,7 @@ struct TaskLocalPropagationTests {
       try await withSupervisor { supervisor in
         let handle = supervisor.handle
         try await Probe.with("adder") {
-          try handle.addChild { seen.record() }
+          _ = try handle.addChild { seen.record() }
         }
       }
     }
