@@ -41,6 +41,26 @@ struct ObservabilityMetricsTests {
     #expect(try metrics.expectGauge("asynctools_cache_size", [("cache", "pages")]).lastValue == 0)
   }
 
+  @Test func cacheCountsRefreshesAndInvalidations() async throws {
+    let metrics = TestMetrics()
+    try await withVirtualTime { clock in
+      let cache = try AsyncLRUCache<Int, Int>(
+        refreshAfter: .seconds(10), clock: clock, metrics: .init(name: "feeds", factory: metrics))
+      _ = try await cache.value(forKey: 1) { $0 }  // miss, load
+      try await clock.sleep(for: .seconds(11))
+      _ = try await cache.value(forKey: 1) { $0 }  // hit on a stale value: a background refresh
+      cache.invalidate(1)
+    }
+    let feeds = [("cache", "feeds")]
+    #expect(try metrics.expectCounter("asynctools_cache_refreshes_total", feeds).totalValue == 1)
+    #expect(try metrics.expectCounter("asynctools_cache_loads_total", feeds).totalValue == 2)
+    #expect(try metrics.expectCounter("asynctools_cache_misses_total", feeds).totalValue == 1)
+    #expect(try metrics.expectCounter("asynctools_cache_hits_total", feeds).totalValue == 1)
+    let invalidated = try metrics.expectCounter(
+      "asynctools_cache_evictions_total", [("cache", "feeds"), ("reason", "invalidation")])
+    #expect(invalidated.totalValue == 1)
+  }
+
   @Test func persistentGroupCountsRunningQueuedCompletedFailed() async throws {
     let metrics = TestMetrics()
     let group = try PersistentTaskGroup(
