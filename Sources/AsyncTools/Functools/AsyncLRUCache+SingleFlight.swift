@@ -29,10 +29,10 @@ extension AsyncLRUCache {
     }
     if let metrics {
       if started {
-        metrics.misses.increment()
-        metrics.loads.increment()
+        metrics.misses.increment(by: 1)
+        metrics.loads.increment(by: 1)
       } else {
-        metrics.hits.increment()  // a stored value after all, or a computation in flight joined
+        metrics.hits.increment(by: 1)  // a stored value after all, or a computation in flight joined
       }
     }
     switch plan {
@@ -58,7 +58,7 @@ extension AsyncLRUCache {
         outcome = .success(try await compute(key))
       } catch {
         outcome = .failure(error)
-        if let metrics, !(error is CancellationError) { metrics.loadFailures.increment() }
+        if let metrics, !(error is CancellationError) { metrics.loadFailures.increment(by: 1) }
       }
       self.finish(flight: flight, with: outcome)
     }

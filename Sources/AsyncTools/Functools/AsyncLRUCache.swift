@@ -155,7 +155,7 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     let value = withState { state in
       state.hit(key, now: now, refreshingTo: newExpiry)
     }
-    if let metrics, value != nil { metrics.hits.increment() }
+    if let metrics, value != nil { metrics.hits.increment(by: 1) }
     return value
   }
 
@@ -172,10 +172,10 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
       return (value, state.refreshes != refreshes)
     }
     if let metrics {
-      if value != nil { metrics.hits.increment() }
+      if value != nil { metrics.hits.increment(by: 1) }
       if refreshed {
-        metrics.refreshes.increment()
-        metrics.loads.increment()
+        metrics.refreshes.increment(by: 1)
+        metrics.loads.increment(by: 1)
       }
     }
     return value

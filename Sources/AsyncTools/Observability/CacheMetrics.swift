@@ -8,13 +8,13 @@ import CoreMetrics
 /// they are reported after it is released, with the size), so the hit path pays nothing for them.
 @usableFromInline
 final class CacheMetrics: Sendable {
-  @usableFromInline let hits: Counter
-  @usableFromInline let misses: Counter
-  @usableFromInline let loads: Counter
-  @usableFromInline let refreshes: Counter
-  let loadFailures: Counter
-  let evictions: [CacheEvictionReason: Counter]
-  let size: Gauge
+  @usableFromInline let hits: any CounterHandler
+  @usableFromInline let misses: any CounterHandler
+  @usableFromInline let loads: any CounterHandler
+  @usableFromInline let refreshes: any CounterHandler
+  let loadFailures: any CounterHandler
+  let evictions: [CacheEvictionReason: any CounterHandler]
+  let size: any RecorderHandler
 
   init(_ configuration: MetricsConfiguration) {
     hits = configuration.counter("asynctools_cache_hits_total", kind: "cache")
@@ -22,7 +22,7 @@ final class CacheMetrics: Sendable {
     loads = configuration.counter("asynctools_cache_loads_total", kind: "cache")
     refreshes = configuration.counter("asynctools_cache_refreshes_total", kind: "cache")
     loadFailures = configuration.counter("asynctools_cache_load_failures_total", kind: "cache")
-    var evictions: [CacheEvictionReason: Counter] = [:]
+    var evictions: [CacheEvictionReason: any CounterHandler] = [:]
     for reason in [CacheEvictionReason.capacity, .expiry, .invalidation, .replacement] {
       evictions[reason] = configuration.counter(
         "asynctools_cache_evictions_total", kind: "cache", [("reason", reason.description)])
@@ -33,7 +33,7 @@ final class CacheMetrics: Sendable {
 
   /// Reports what one lock section removed, and the size it left. Call it after releasing the lock.
   func report<Key, Value>(evicted: [(Key, Value, CacheEvictionReason)], size: Int) {
-    for (_, _, reason) in evicted { evictions[reason]?.increment() }
-    self.size.record(size)
+    for (_, _, reason) in evicted { evictions[reason]?.increment(by: 1) }
+    self.size.record(Int64(size))
   }
 }

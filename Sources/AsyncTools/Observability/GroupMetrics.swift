@@ -3,10 +3,10 @@ import CoreMetrics
 /// The swift-metrics instruments of one ``PersistentTaskGroup`` (see ``MetricsConfiguration``),
 /// dimension `group`: how many tasks run and wait for a slot, and how many ended well or failed.
 final class GroupMetrics: Sendable {
-  let running: Gauge
-  let queued: Gauge
-  let completed: Counter
-  let failed: Counter
+  let running: any RecorderHandler
+  let queued: any RecorderHandler
+  let completed: any CounterHandler
+  let failed: any CounterHandler
 
   init(_ configuration: MetricsConfiguration) {
     running = configuration.gauge("asynctools_group_tasks_running", kind: "group")
@@ -22,7 +22,7 @@ final class GroupMetrics: Sendable {
   }
 
   func record(_ counts: Counts) {
-    running.record(counts.running)
-    queued.record(counts.queued)
+    running.record(Int64(counts.running))
+    queued.record(Int64(counts.queued))
   }
 }

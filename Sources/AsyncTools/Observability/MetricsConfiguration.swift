@@ -35,18 +35,20 @@ public struct MetricsConfiguration: Sendable {
   /// The factory the instruments are made with, read once when the object is created.
   var resolvedFactory: any MetricsFactory { factory ?? MetricsSystem.factory }
 
-  /// A counter named `label` with the object's dimension (and `extra` ones).
-  func counter(_ label: String, kind: String, _ extra: [(String, String)] = []) -> Counter {
-    Counter(label: label, dimensions: [(kind, name)] + extra, factory: resolvedFactory)
+  /// A counter named `label` with the object's dimension (and `extra` ones). The handler itself, not a
+  /// `Counter`: its `increment(by:)` is one non-generic call (a `Counter`'s is generic over the
+  /// integer type and not specialised across modules, which costs a cache hit about 30 ns).
+  func counter(_ label: String, kind: String, _ extra: [(String, String)] = []) -> any CounterHandler {
+    resolvedFactory.makeCounter(label: label, dimensions: [(kind, name)] + extra)
   }
 
-  /// A gauge named `label` with the object's dimension.
-  func gauge(_ label: String, kind: String) -> Gauge {
-    Gauge(label: label, dimensions: [(kind, name)], factory: resolvedFactory)
+  /// A gauge named `label` with the object's dimension (a non-aggregating recorder, as `Gauge` is).
+  func gauge(_ label: String, kind: String) -> any RecorderHandler {
+    resolvedFactory.makeRecorder(label: label, dimensions: [(kind, name)], aggregate: false)
   }
 
   /// A timer (durations) named `label` with the object's dimension.
-  func timer(_ label: String, kind: String) -> CoreMetrics.Timer {
-    CoreMetrics.Timer(label: label, dimensions: [(kind, name)], factory: resolvedFactory)
+  func timer(_ label: String, kind: String) -> any TimerHandler {
+    resolvedFactory.makeTimer(label: label, dimensions: [(kind, name)])
   }
 }

@@ -7,7 +7,7 @@ import Synchronization
 /// restarts costs nothing.
 final class SupervisorMetrics: Sendable {
   private let configuration: MetricsConfiguration
-  private let restarts = Mutex<[String: Counter]>([:])
+  private let restarts = Mutex<[String: any CounterHandler]>([:])
 
   init(_ configuration: MetricsConfiguration) {
     self.configuration = configuration
@@ -22,12 +22,12 @@ final class SupervisorMetrics: Sendable {
       counters[child] = counter
       return counter
     }
-    counter.increment()
+    counter.increment(by: 1)
   }
 
   /// The supervisor gave up because `child`'s restart crossed the intensity limit.
   func gaveUp(_ child: String) {
-    configuration.counter("asynctools_supervisor_give_ups_total", kind: "supervisor", [("child", child)]).increment()
+    configuration.counter("asynctools_supervisor_give_ups_total", kind: "supervisor", [("child", child)]).increment(by: 1)
   }
 
   /// `onRestart`, counting each restart first.

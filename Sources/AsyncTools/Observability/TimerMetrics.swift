@@ -3,9 +3,9 @@ import CoreMetrics
 /// The swift-metrics instruments of one timer (``PeriodicTimer``, `withTimer`), dimension `timer`:
 /// ticks started, ticks skipped, and how late each tick started after its due instant.
 final class TimerMetrics: Sendable {
-  let ticks: Counter
-  let skipped: Counter
-  let lateness: CoreMetrics.Timer
+  let ticks: any CounterHandler
+  let skipped: any CounterHandler
+  let lateness: any TimerHandler
 
   init(_ configuration: MetricsConfiguration) {
     ticks = configuration.counter("asynctools_timer_ticks_total", kind: "timer")
@@ -15,7 +15,7 @@ final class TimerMetrics: Sendable {
 
   /// A tick started `lateness` after it was due.
   func started(lateness: Duration) {
-    ticks.increment()
+    ticks.increment(by: 1)
     self.lateness.recordNanoseconds(Self.nanoseconds(lateness))
   }
 

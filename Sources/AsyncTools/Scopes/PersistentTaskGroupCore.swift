@@ -172,14 +172,14 @@ final class PersistentTaskGroupCore: Sendable {
     }
     do {
       let value = try await PersistentTaskGroup.$currentCore.withValue(self) { try await operation() }
-      metrics?.completed.increment()
+      metrics?.completed.increment(by: 1)
       finish(id, wasAdmitted: true)
       return value
     } catch {
       // Reported from inside the task, before `finish`: `shutdown()` and `close()` therefore also
       // wait for the handler, and the handler sees the task's task-locals.
       if !(error is CancellationError) {
-        metrics?.failed.increment()
+        metrics?.failed.increment(by: 1)
         errorHandler(error, taskName)
       }
       finish(id, wasAdmitted: true)
