@@ -24,6 +24,19 @@ struct ObservabilityMetricsTests {
     #expect(try metrics.expectGauge("asynctools_cache_size", users).lastValue == 1)
   }
 
+  /// Hits are reported from the cache's own tally in batches of 64, and in full on every miss, store,
+  /// removal and `info()`: a hit does not call the backend.
+  @Test func cacheReportsHitsInBatches() async throws {
+    let metrics = TestMetrics()
+    let cache = try AsyncLRUCache<Int, Int>(metrics: .init(name: "hot", factory: metrics))
+    _ = try await cache.value(forKey: 1) { $0 }
+    for _ in 0..<100 { _ = try await cache.value(forKey: 1) { $0 } }
+    let hits = try metrics.expectCounter("asynctools_cache_hits_total", [("cache", "hot")])
+    #expect(hits.totalValue == 64)
+    #expect(cache.info().hits == 100)
+    #expect(hits.totalValue == 100)
+  }
+
   @Test func cacheCountsEvictionsByReason() async throws {
     let metrics = TestMetrics()
     try await withVirtualTime { clock in

@@ -27,13 +27,10 @@ extension AsyncLRUCache {
       task.cancel()
       withState { $0.cancelIssued(for: abandoned) }
     }
-    if let metrics {
-      if started {
-        metrics.misses.increment(by: 1)
-        metrics.loads.increment(by: 1)
-      } else {
-        metrics.hits.increment(by: 1)  // a stored value after all, or a computation in flight joined
-      }
+    // A stored value after all, or a computation in flight joined, is a hit, reported from the state's tally.
+    if let metrics, started {
+      metrics.misses.increment(by: 1)
+      metrics.loads.increment(by: 1)
     }
     switch plan {
     case .hit(let value):

@@ -152,10 +152,14 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     // the time of the lock section itself, to keep the expiry list sorted.
     let now = elapsed?()
     let newExpiry = refreshOnHit ? now.flatMap { now in expireAfter.map { now + $0 } } : nil
-    let value = withState { state in
-      state.hit(key, now: now, refreshingTo: newExpiry)
+    let metrics = self.metrics
+    let (value, hits) = withState { state -> (Value?, Int) in
+      let value = state.hit(key, now: now, refreshingTo: newExpiry)
+      // With metrics, every `hitBatch`-th hit reports the batch (see `CacheMetrics`).
+      guard let metrics, value != nil, state.hits % CacheMetrics.hitBatch == 0 else { return (value, 0) }
+      return (value, metrics.hitsToReport(state.hits))
     }
-    if let metrics, value != nil { metrics.hits.increment(by: 1) }
+    if hits > 0 { metrics?.reportHits(hits) }
     return value
   }
 
@@ -166,13 +170,17 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     // Set whenever `refreshAfter` is.
     let now = elapsed!()
     let newExpiry = refreshOnHit ? expireAfter.map { now + $0 } : nil
-    let (value, refreshed) = withState { state in
+    let metrics = self.metrics
+    let (value, refreshed, hits) = withState { state -> (Value?, Bool, Int) in
       let refreshes = state.refreshes
       let value = state.hitRefreshingAhead(key, now: now, refreshingTo: newExpiry, start: start)
-      return (value, state.refreshes != refreshes)
+      guard let metrics, value != nil, state.hits % CacheMetrics.hitBatch == 0 else {
+        return (value, state.refreshes != refreshes, 0)
+      }
+      return (value, state.refreshes != refreshes, metrics.hitsToReport(state.hits))
     }
     if let metrics {
-      if value != nil { metrics.hits.increment(by: 1) }
+      metrics.reportHits(hits)
       if refreshed {
         metrics.refreshes.increment(by: 1)
         metrics.loads.increment(by: 1)
@@ -188,13 +196,21 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     if onEviction == nil && metrics == nil { return withState(body) }
     var evicted: [(Key, Value, CacheEvictionReason)] = []
     var size = 0
+    var hits = 0
+    let metrics = self.metrics
     let result = mutex.withLock { state in
+      // Hits before and after `body`: `clear()` resets the tally.
+      hits = metrics?.hitsToReport(state.hits) ?? 0
       let result = body(&state)
       evicted = state.storage.takeEvicted()
       size = state.storage.count
+      hits += metrics?.hitsToReport(state.hits) ?? 0
       return result
     }
-    metrics?.report(evicted: evicted, size: size)
+    if let metrics {
+      metrics.reportHits(hits)
+      metrics.report(evicted: evicted, size: size)
+    }
     if let onEviction {
       for (key, value, reason) in evicted { onEviction(key, value, reason) }
     }
