@@ -12,11 +12,11 @@ let observabilityOverheadBenchmarks: [@Sendable () -> Void] = [
   { registerOverheadGroupSpawns(metrics: MetricsConfiguration(name: "bench", factory: NOOPMetricsHandler.instance)) },
 ]
 
-private func variant(_ metrics: MetricsConfiguration?) -> String { metrics == nil ? "metrics off" : "metrics on" }
+private func variant(_ metrics: MetricsConfiguration?) -> String { metrics == nil ? "metrics-off" : "metrics-on" }
 
 /// 10,000 hits on a warm cache.
 @Sendable func registerOverheadCacheHits(metrics: MetricsConfiguration?) {
-  Benchmark("overhead/cache hit x10000 \(variant(metrics))") { benchmark in
+  Benchmark("overhead-cache-hit-x10000-\(variant(metrics))", configuration: singleTaskPathConfiguration) { benchmark in
     let cache = try! AsyncLRUCache<Int, Int>(maxSize: 128, metrics: metrics)
     for key in 0..<64 { _ = try! await cache.value(forKey: key) { key } }
     benchmark.startMeasurement()
@@ -29,7 +29,7 @@ private func variant(_ metrics: MetricsConfiguration?) -> String { metrics == ni
 
 /// 1,000 tasks spawned through a `PersistentTaskGroup` and awaited.
 @Sendable func registerOverheadGroupSpawns(metrics: MetricsConfiguration?) {
-  Benchmark("overhead/group spawn x1000 \(variant(metrics))") { _ in
+  Benchmark("overhead-group-spawn-x1000-\(variant(metrics))") { _ in
     let group = PersistentTaskGroup(name: "bench", metrics: metrics)
     for _ in 0..<1_000 { try! group.addTask {} }
     await group.close()
