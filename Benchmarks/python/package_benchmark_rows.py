@@ -11,31 +11,39 @@ Each file is `<baseline>.<target>.<benchmark>.<metric>.histogram.samples.tsv`: a
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
-SCALES = {"": 1, "#": 1, "ns": 1, "μs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9, "K": 1e3, "M": 1e6, "G": 1e9}
-# package-benchmark's metric descriptions -> the row fields report.py reads.
-FIELDS = {"Time (wall clock)": "wall_ns", "Time (total CPU)": "cpu_ns", "Malloc (total)": "mallocs",
-          "Memory (resident peak)": "peak_rss_bytes", "operations": "operations"}
+SCALES = {"#": 1, "ns": 1, "μs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9, "K": 1e3, "M": 1e6, "G": 1e9}
+# package-benchmark's metric names (as in the file names) -> the row fields report.py reads.
+FIELDS = {"wallClock": "wall_ns", "cpuTotal": "cpu_ns", "mallocCountTotal": "mallocs",
+          "peakMemoryResident": "peak_rss_bytes", "operations": "operations"}
 
 
 def read_samples(path):
+    """The samples of one file, in base units (ns, counts): the header's trailing "(unit)" scales them."""
     with open(path) as handle:
         header = handle.readline().strip()
         values = [float(line) for line in handle if line.strip()]
-    name, _, unit = header.rpartition(" (")
-    if not unit.endswith(")"):
-        name, unit = header, ")"
-    return name.strip(), SCALES.get(unit[:-1].strip(), 1), values
+    unit = re.search(r"\(([^()]*)\)$", header)
+    return (SCALES.get(unit.group(1), 1) if unit else 1), values
+
+
+def round_significant(value, digits=3):
+    """Operation counts are round numbers; the histogram returns them to within 0.1 %."""
+    if value <= 0:
+        return 0
+    scale = 10 ** max(0, len(str(int(value))) - digits)
+    return int(round(value / scale) * scale)
 
 
 def main(directory):
     rows = {}
     for path in sorted(glob.glob(os.path.join(directory, "*.Comparisons.*.histogram.samples.tsv"))):
         stem = os.path.basename(path)[: -len(".histogram.samples.tsv")]
-        benchmark = stem.split(".Comparisons.", 1)[1].rsplit(".", 1)[0]
-        metric, scale, values = read_samples(path)
+        benchmark, metric = stem.split(".Comparisons.", 1)[1].rsplit(".", 1)
+        scale, values = read_samples(path)
         if not values:
             continue
         group, _, variant = benchmark.partition("_") if "/" not in benchmark else benchmark.partition("/")
@@ -50,7 +58,7 @@ def main(directory):
         elif metric.endswith("_x1000"):
             row[metric[: -len("_x1000")]] = median / 1000
     for row in rows.values():
-        row["operations"] = int(row.get("operations", 1))
+        row["operations"] = round_significant(row.get("operations", 1))
         row["peak_rss_kib"] = int(row.pop("peak_rss_bytes", 0) / 1024)
         print(json.dumps(row))
 

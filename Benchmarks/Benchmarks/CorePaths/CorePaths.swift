@@ -52,12 +52,17 @@ let coreBenchmarks: [@Sendable () -> Void] = [
 
 /// 1,000 hits on a warm 64-key cache from one task: no allocation per hit.
 @Sendable func registerCacheHits() {
-  Benchmark("cache-hit-x1000", configuration: singleTaskPathConfiguration) { benchmark in
-    let cache = try! AsyncLRUCache<Int, Int>(maxSize: 128)
+  registerCacheHits(name: "cache-hit-x1000", hits: 1_000, metrics: nil)
+}
+
+/// `hits` hits on a warm 64-key cache from one task, measured without the warm-up.
+func registerCacheHits(name: String, hits: Int, metrics: MetricsConfiguration?) {
+  Benchmark(name, configuration: singleTaskPathConfiguration) { benchmark in
+    let cache = try! AsyncLRUCache<Int, Int>(maxSize: 128, metrics: metrics)
     for key in 0..<64 { _ = try! await cache.value(forKey: key) { key } }
     benchmark.startMeasurement()
     var sum = 0
-    for index in 0..<1_000 { sum &+= try! await cache.value(forKey: index & 63) { $0 } }
+    for index in 0..<hits { sum &+= try! await cache.value(forKey: index & 63) { $0 } }
     benchmark.stopMeasurement()
     blackHole(sum)
   }
@@ -93,8 +98,13 @@ let coreBenchmarks: [@Sendable () -> Void] = [
 
 /// 1,000 no-op tasks through one `PersistentTaskGroup`, then `close()`.
 @Sendable func registerPersistentGroup() {
-  Benchmark("persistent-group-1000-tasks") { _ in
-    let group = PersistentTaskGroup(name: "bench")
+  registerGroupSpawns(name: "persistent-group-1000-tasks", metrics: nil)
+}
+
+/// 1,000 no-op tasks spawned through one `PersistentTaskGroup` and awaited (`close()`).
+func registerGroupSpawns(name: String, metrics: MetricsConfiguration?) {
+  Benchmark(name) { _ in
+    let group = PersistentTaskGroup(name: "bench", metrics: metrics)
     for _ in 0..<1_000 { try! group.addTask {} }
     await group.close()
   }

@@ -16,22 +16,10 @@ private func variant(_ metrics: MetricsConfiguration?) -> String { metrics == ni
 
 /// 10,000 hits on a warm cache.
 @Sendable func registerOverheadCacheHits(metrics: MetricsConfiguration?) {
-  Benchmark("overhead-cache-hit-x10000-\(variant(metrics))", configuration: singleTaskPathConfiguration) { benchmark in
-    let cache = try! AsyncLRUCache<Int, Int>(maxSize: 128, metrics: metrics)
-    for key in 0..<64 { _ = try! await cache.value(forKey: key) { key } }
-    benchmark.startMeasurement()
-    var sum = 0
-    for index in 0..<10_000 { sum &+= try! await cache.value(forKey: index & 63) { $0 } }
-    benchmark.stopMeasurement()
-    blackHole(sum)
-  }
+  registerCacheHits(name: "overhead-cache-hit-x10000-\(variant(metrics))", hits: 10_000, metrics: metrics)
 }
 
 /// 1,000 tasks spawned through a `PersistentTaskGroup` and awaited.
 @Sendable func registerOverheadGroupSpawns(metrics: MetricsConfiguration?) {
-  Benchmark("overhead-group-spawn-x1000-\(variant(metrics))") { _ in
-    let group = PersistentTaskGroup(name: "bench", metrics: metrics)
-    for _ in 0..<1_000 { try! group.addTask {} }
-    await group.close()
-  }
+  registerGroupSpawns(name: "overhead-group-spawn-x1000-\(variant(metrics))", metrics: metrics)
 }
