@@ -118,6 +118,7 @@ let package = Package(
       name: "AsyncToolsTests",
       dependencies: [
         "AsyncTools", "AsyncToolsTesting", "AsyncToolsTestSupport", "AsyncToolsServiceLifecycle",
+        .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -145,6 +145,31 @@ struct ChildTaskHandleTests {
     #expect(other.value == 1, "the sibling was not cancelled")
   }
 
+  /// `cancel()` racing with the child's own end: the child withdraws its task reference while a cancel may be using
+  /// it, so this must never touch a finished task (run under ThreadSanitizer and AddressSanitizer in CI).
+  @Test(.timeLimit(.minutes(1)))
+  func cancelRacingWithTheChildsEndIsSafe() async throws {
+    let outcomes = ChildCounter()
+    try await withTaskScope { scope in
+      for round in 0..<2_000 {
+        let child = scope.addTask { () async throws -> Int in
+          if round % 3 == 0 { await Task.yield() }
+          try Task.checkCancellation()
+          return round
+        }
+        scope.addTask {
+          if round % 2 == 0 { await Task.yield() }
+          child.cancel()
+          switch await child.result {
+          case .success(let value): if value == round { outcomes.increment() }
+          case .failure(let error): if error is CancellationError { outcomes.increment() }
+          }
+        }
+      }
+    }
+    #expect(outcomes.value == 2_000, "every child ended with its value or a cancellation")
+  }
+
   @Test func handlesOfTheSameChildAreEqual() async throws {
     try await withTaskScope { scope in
       let first = scope.addTask {}

@@ -42,6 +42,7 @@ extension Duration {
 /// Every Swift workload of the comparison, in report order.
 package let allBenchmarks: [Benchmark] =
   virtualTimeBenchmarks
+  + runtimeSleepBenchmarks
   + scopeBenchmarks
   + coordinationBenchmarks
   + cacheBenchmarks

@@ -12,8 +12,8 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
   let schedule: PeriodicTimer.Schedule
   let clock: C
   let onError: (@Sendable (any Error, Tick) -> Void)?
-  /// Where tick failures are logged when there is no `onError`.
-  let logger: Logger
+  /// Where tick failures are logged when there is no `onError` (`nil`: `TimerLogging.logger`).
+  let logger: Logger?
   /// The swift-metrics instruments, if the timer was created with `metrics:`.
   let metrics: TimerMetrics?
   let body: @Sendable (Tick) async throws -> Void
@@ -34,7 +34,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     self.schedule = schedule
     self.clock = clock
     self.onError = onError
-    self.logger = logger ?? timerLogger
+    self.logger = logger
     self.metrics = metrics.map(TimerMetrics.init)
     self.body = body
   }
@@ -127,7 +127,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
       if let onError {
         onError(error, tick)
       } else {
-        logger.error(
+        (logger ?? TimerLogging.logger).error(
           "timer tick failed; the timer keeps running",
           metadata: ["tick": "\(tick.number)", "error": "\(String(reflecting: error))"])
       }
@@ -135,8 +135,11 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
   }
 }
 
-/// Where tick failures go when neither `onError` nor `logger` is given.
-let timerLogger = Logger(label: "AsyncTools.Timer")
+/// Where tick failures go when no `onError` handler is given: `Logger(label: "AsyncTools.Timer")`. Task-local, so a
+/// test can see what a timer logs; the timer's tasks inherit it from the task that starts the timer.
+package enum TimerLogging {
+  @TaskLocal package static var logger = Logger(label: "AsyncTools.Timer")
+}
 
 extension PeriodicTimer {
   /// The argument checks every timer entry point shares; the messages name the offending parameter.
