@@ -120,7 +120,6 @@ let package = Package(
         "AsyncTools", "AsyncToolsTesting", "AsyncToolsTestSupport", "AsyncToolsServiceLifecycle",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        .product(name: "Logging", package: "swift-log"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "MetricsTestKit", package: "swift-metrics"),
         .product(name: "InMemoryLogging", package: "swift-log"),
