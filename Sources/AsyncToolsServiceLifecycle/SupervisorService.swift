@@ -13,7 +13,7 @@ import ServiceLifecycle
 /// try await group.run()
 /// ```
 ///
-/// `run()` is `withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:_:)` whose body adds
+/// `run()` is `withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)` whose body adds
 /// the children with `children` and then waits:
 /// - **Graceful shutdown** → every child is cancelled (cancelled children are not restarted) and awaited; then
 ///   `run()` returns.
@@ -37,7 +37,7 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
   let children: @Sendable (inout Supervisor) async throws -> Void
 
   /// Describes a supervisor service; the parameters are those of
-  /// `withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:_:)`.
+  /// `withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)`.
   ///
   /// - Parameters:
   ///   - intensity: The restart limit. Default: 3 restarts within 5 seconds.

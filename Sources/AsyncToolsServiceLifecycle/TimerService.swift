@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// try await group.run()
 /// ```
 ///
-/// `run()` is `withTimer(every:initialDelay:policy:schedule:clock:onError:_:body:isolation:)`
+/// `run()` is `withTimer(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:body:isolation:)`
 /// around a wait for graceful shutdown, so every timer semantic applies (first tick at once, delay
 /// policy, schedule, failing ticks reported and the timer lives on).
 ///
@@ -35,7 +35,7 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
   let tick: @Sendable (PeriodicTimer.Tick<C>) async throws -> Void
 
   /// Describes a timer service; for the parameters, see
-  /// `PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:_:)`.
+  /// `PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)`.
   ///
   /// `onGracefulShutdown` says what happens to a tick still running at graceful shutdown:
   /// ``ShutdownBehavior/cancelRunningTick`` (the default) or ``ShutdownBehavior/finishRunningTick``.

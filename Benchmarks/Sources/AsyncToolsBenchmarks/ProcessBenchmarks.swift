@@ -8,7 +8,7 @@ import Subprocess
 #endif
 
 /// Entry points this benchmark program can be re-executed into (see `main.swift`).
-func registerBenchmarkEntryPoints() throws {
+package func registerBenchmarkEntryPoints() throws {
   try ChildProcess.register(entry: "noop") { _ in 0 }
 }
 

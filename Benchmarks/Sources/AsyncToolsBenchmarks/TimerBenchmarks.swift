@@ -29,7 +29,10 @@ private let interval = Duration.milliseconds(10)
 /// `AsyncTimerSequence` loops), and the tick lateness of a single fixed-rate timer (p99 < 1 ms).
 /// `operations` is the number of intervals the run lasts (500 = 5 s).
 let timerBenchmarks: [Benchmark] = [
-  Benchmark(group: "timers-1000x10ms", variant: "asynctools", operations: 500, quickOperations: 100, runs: 3) {
+  Benchmark(
+    group: "timers-1000x10ms", variant: "asynctools", operations: 500, quickOperations: 100, runs: 3,
+    extraKeys: ["ticks_delivered_ratio"]
+  ) {
     intervals in
     let counter = TickCounter()
     var timers: [PeriodicTimer] = []
@@ -45,7 +48,8 @@ let timerBenchmarks: [Benchmark] = [
     return ["ticks_delivered_ratio": Double(delivered) / expected]
   },
   Benchmark(
-    group: "timers-1000x10ms", variant: "AsyncTimerSequence", operations: 500, quickOperations: 100, runs: 3
+    group: "timers-1000x10ms", variant: "AsyncTimerSequence", operations: 500, quickOperations: 100, runs: 3,
+    extraKeys: ["ticks_delivered_ratio"]
   ) { intervals in
     let counter = TickCounter()
     let loops = (0..<timerCount).map { _ in
@@ -63,8 +67,10 @@ let timerBenchmarks: [Benchmark] = [
     let expected = Double(timerCount * intervals)
     return ["ticks_delivered_ratio": Double(delivered) / expected]
   },
-  Benchmark(group: "timer-lateness", variant: "asynctools", operations: 500, quickOperations: 100, runs: 3) {
-    intervals in
+  Benchmark(
+    group: "timer-lateness", variant: "asynctools", operations: 500, quickOperations: 100, runs: 3,
+    extraKeys: ["p99_lateness_ns", "mean_lateness_ns"]
+  ) { intervals in
     let log = LatenessLog()
     let clock = ContinuousClock()
     let timer = try PeriodicTimer.start(every: interval, schedule: .fixedRate, clock: clock) { tick in
@@ -74,8 +80,10 @@ let timerBenchmarks: [Benchmark] = [
     await timer.cancel()
     return ["p99_lateness_ns": log.p99, "mean_lateness_ns": log.mean]
   },
-  Benchmark(group: "timer-lateness", variant: "AsyncTimerSequence", operations: 500, quickOperations: 100, runs: 3) {
-    intervals in
+  Benchmark(
+    group: "timer-lateness", variant: "AsyncTimerSequence", operations: 500, quickOperations: 100, runs: 3,
+    extraKeys: ["p99_lateness_ns", "mean_lateness_ns"]
+  ) { intervals in
     let log = LatenessLog()
     let clock = ContinuousClock()
     let start = clock.now

@@ -10,18 +10,27 @@ extension AsyncLRUCache {
     let elapsed = self.elapsed
     let refreshAfter = refreshOnHit ? expireAfter : nil
     var plan: CacheState<Key, Value>.MissPlan
+    var started = false
     while true {
-      plan = withStateReportingEvictions { state in
+      (plan, started) = withStateReportingEvictions { state in
         let now = elapsed?()
-        return state.joinOrStart(key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } }) {
-          flight in startComputation(key, flight, compute)
-        }
+        let misses = state.misses
+        let plan = state.joinOrStart(
+          key, now: now, refreshingTo: refreshAfter.flatMap { ttl in now.map { $0 + ttl } }
+        ) { flight in startComputation(key, flight, compute) }
+        // A miss is counted exactly when a computation starts.
+        return (plan, state.misses != misses)
       }
       guard case .cancelThenRetry(let abandoned, let task) = plan else { break }
       // An abandoned computation for this key is still being cancelled by its last waiter; finish that (cancelling
       // twice is harmless) so that two uncancelled computations for one key never overlap.
       task.cancel()
       withState { $0.cancelIssued(for: abandoned) }
+    }
+    // A stored value after all, or a computation in flight joined, is a hit, reported from the state's tally.
+    if let metrics, started {
+      metrics.misses.increment(by: 1)
+      metrics.loads.increment(by: 1)
     }
     switch plan {
     case .hit(let value):
@@ -46,6 +55,7 @@ extension AsyncLRUCache {
         outcome = .success(try await compute(key))
       } catch {
         outcome = .failure(error)
+        if let metrics, !(error is CancellationError) { metrics.loadFailures.increment(by: 1) }
       }
       self.finish(flight: flight, with: outcome)
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// An async memo table: a least-recently-used cache whose misses run an async computation exactly once per key,
@@ -48,6 +49,8 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   public let refreshAfter: Duration?
   /// Receives every stored value the cache removes, with the reason.
   @usableFromInline let onEviction: (@Sendable (Key, Value, CacheEvictionReason) -> Void)?
+  /// The swift-metrics instruments, if the cache was created with `metrics:`.
+  @usableFromInline let metrics: CacheMetrics?
 
   @usableFromInline let mutex: Locked<CacheState<Key, Value>>
   /// The injected clock, erased to "time elapsed since the cache was created"; `nil` without a TTL or a refresh
@@ -65,12 +68,15 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   ///   - clock: The clock expiry and refresh are measured on.
   ///   - onEviction: Receives the key, value and reason of every stored value the cache removes (`nil`: none).
   ///     Called outside the cache's lock, so it may use the cache; it should not block.
+  ///   - metrics: Opt-in swift-metrics instrumentation (hits, misses, loads, load failures, refreshes,
+  ///     evictions by reason, size) under the dimension `cache`; `nil` (the default) records nothing.
   /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `maxSize`, `expireAfter` or `refreshAfter` is zero or
   ///   negative, or `refreshAfter` is not shorter than `expireAfter`.
   public init(
     maxSize: Int? = 128, expireAfter: Duration? = nil, refreshOnHit: Bool = false, refreshAfter: Duration? = nil,
     clock: some Clock<Duration> = DefaultClock(),
-    onEviction: (@Sendable (_ key: Key, _ value: Value, _ reason: CacheEvictionReason) -> Void)? = nil
+    onEviction: (@Sendable (_ key: Key, _ value: Value, _ reason: CacheEvictionReason) -> Void)? = nil,
+    metrics: MetricsConfiguration? = nil
   ) throws(AsyncToolsError) {
     if let maxSize, maxSize <= 0 {
       throw .invalidArgument("maxSize must be positive or nil (unbounded), got \(maxSize)")
@@ -93,7 +99,9 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     } else {
       elapsed = nil
     }
-    mutex = Locked(CacheState(usesExpiry: expireAfter != nil, recordsEvictions: onEviction != nil))
+    self.metrics = metrics.map(CacheMetrics.init)
+    mutex = Locked(
+      CacheState(usesExpiry: expireAfter != nil, recordsEvictions: onEviction != nil || metrics != nil))
   }
 
   /// Returns the cached value for `key`, or runs `compute` to produce it (once, however many callers miss together).
@@ -144,9 +152,15 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     // the time of the lock section itself, to keep the expiry list sorted.
     let now = elapsed?()
     let newExpiry = refreshOnHit ? now.flatMap { now in expireAfter.map { now + $0 } } : nil
-    return withState { state in
-      state.hit(key, now: now, refreshingTo: newExpiry)
+    let metrics = self.metrics
+    let (value, hits) = withState { state -> (Value?, Int) in
+      let value = state.hit(key, now: now, refreshingTo: newExpiry)
+      // With metrics, every `hitBatch`-th hit reports the batch (see `CacheMetrics`).
+      guard let metrics, value != nil, state.hits % CacheMetrics.hitBatch == 0 else { return (value, 0) }
+      return (value, metrics.hitsToReport(state.hits))
     }
+    if hits > 0 { metrics?.reportHits(hits) }
+    return value
   }
 
   /// The hit path of a cache with `refreshAfter`: as ``cachedValue(forKey:)``, and a due refresh is started with
@@ -156,23 +170,50 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
     // Set whenever `refreshAfter` is.
     let now = elapsed!()
     let newExpiry = refreshOnHit ? expireAfter.map { now + $0 } : nil
-    return withState { state in
-      state.hitRefreshingAhead(key, now: now, refreshingTo: newExpiry, start: start)
+    let metrics = self.metrics
+    let (value, refreshed, hits) = withState { state -> (Value?, Bool, Int) in
+      let refreshes = state.refreshes
+      let value = state.hitRefreshingAhead(key, now: now, refreshingTo: newExpiry, start: start)
+      guard let metrics, value != nil, state.hits % CacheMetrics.hitBatch == 0 else {
+        return (value, state.refreshes != refreshes, 0)
+      }
+      return (value, state.refreshes != refreshes, metrics.hitsToReport(state.hits))
     }
+    if let metrics {
+      metrics.reportHits(hits)
+      if refreshed {
+        metrics.refreshes.increment(by: 1)
+        metrics.loads.increment(by: 1)
+      }
+    }
+    return value
   }
 
-  /// Runs `body` with the cache's state, then hands the values it removed to the eviction listener, if there is one,
-  /// once the lock is released. Every path that may remove a stored value goes through it.
+  /// Runs `body` with the cache's state, then hands the values it removed to the eviction listener and the metrics,
+  /// if there are any, once the lock is released. Every path that may remove a stored value goes through it.
   @usableFromInline
   func withStateReportingEvictions<R>(_ body: (inout sending CacheState<Key, Value>) -> sending R) -> sending R {
-    guard let onEviction else { return withState(body) }
+    if onEviction == nil && metrics == nil { return withState(body) }
     var evicted: [(Key, Value, CacheEvictionReason)] = []
+    var size = 0
+    var hits = 0
+    let metrics = self.metrics
     let result = mutex.withLock { state in
+      // Hits before and after `body`: `clear()` resets the tally.
+      hits = metrics?.hitsToReport(state.hits) ?? 0
       let result = body(&state)
       evicted = state.storage.takeEvicted()
+      size = state.storage.count
+      hits += metrics?.hitsToReport(state.hits) ?? 0
       return result
     }
-    for (key, value, reason) in evicted { onEviction(key, value, reason) }
+    if let metrics {
+      metrics.reportHits(hits)
+      metrics.report(evicted: evicted, size: size)
+    }
+    if let onEviction {
+      for (key, value, reason) in evicted { onEviction(key, value, reason) }
+    }
     return result
   }
 

@@ -57,6 +57,9 @@ public final class PersistentTaskGroup: Sendable {
   /// The maximum number of tasks running at once, or `nil` for no limit.
   public let maxConcurrency: Int?
 
+  /// Where the group logs (see ``init(name:errorHandler:logger:metrics:)``).
+  let logger: Logger
+
   let core: PersistentTaskGroupCore
   let registryID: UInt64
 
@@ -67,30 +70,46 @@ public final class PersistentTaskGroup: Sendable {
   /// - Parameters:
   ///   - name: A name for logs and ``liveGroups()``.
   ///   - errorHandler: Called once per failed task (not for cancellation). `nil` logs the failure.
-  public convenience init(name: String? = nil, errorHandler: ErrorHandler? = nil) {
-    self.init(name: name, limit: nil, errorHandler: errorHandler)
+  ///   - logger: Where the group logs task failures (without an `errorHandler`) and a release without
+  ///     shutdown; its metadata is kept. `nil` (the default) uses `Logger(label: "AsyncTools.PersistentTaskGroup")`.
+  ///   - metrics: Opt-in swift-metrics instrumentation (tasks running, queued, completed, failed)
+  ///     under the dimension `group`; `nil` (the default) records nothing.
+  public convenience init(
+    name: String? = nil, errorHandler: ErrorHandler? = nil, logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil
+  ) {
+    self.init(name: name, limit: nil, errorHandler: errorHandler, logger: logger, metrics: metrics)
   }
 
   /// Creates an open group that runs at most `maxConcurrency` tasks at once; the others wait their
   /// turn in FIFO order.
   ///
+  /// The parameters are those of ``init(name:errorHandler:logger:metrics:)``.
+  ///
   /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `maxConcurrency` is less than 1.
   public convenience init(
-    name: String? = nil, maxConcurrency: Int, errorHandler: ErrorHandler? = nil
+    name: String? = nil, maxConcurrency: Int, errorHandler: ErrorHandler? = nil, logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil
   ) throws(AsyncToolsError) {
     guard maxConcurrency >= 1 else {
       throw .invalidArgument("maxConcurrency must be at least 1, got \(maxConcurrency)")
     }
-    self.init(name: name, limit: maxConcurrency, errorHandler: errorHandler)
+    self.init(name: name, limit: maxConcurrency, errorHandler: errorHandler, logger: logger, metrics: metrics)
   }
 
-  private init(name: String?, limit: Int?, errorHandler: ErrorHandler?) {
+  private init(
+    name: String?, limit: Int?, errorHandler: ErrorHandler?, logger: Logger?, metrics: MetricsConfiguration?
+  ) {
     let registryID = Self.nextRegistryID.add(1, ordering: .relaxed).newValue
     self.name = name ?? "PersistentTaskGroup-\(registryID)"
     self.maxConcurrency = limit
     self.registryID = registryID
+    let logger = logger ?? Self.defaultLogger
+    self.logger = logger
     self.core = PersistentTaskGroupCore(
-      name: self.name, limit: limit ?? .max, errorHandler: errorHandler ?? Self.logFailure(group: self.name))
+      name: self.name, limit: limit ?? .max,
+      errorHandler: errorHandler ?? Self.logFailure(group: self.name, to: logger),
+      metrics: metrics.map(GroupMetrics.init))
     core.owner.withLock { $0.group = self }
     Self.register(self)
   }
@@ -99,7 +118,7 @@ public final class PersistentTaskGroup: Sendable {
     Self.unregister(registryID)
     let cancelled = core.beginShutdown()
     if cancelled > 0 {
-      Self.logger.warning(
+      logger.warning(
         """
         PersistentTaskGroup '\(name)' was released without shutdown() or close(); \
         cancelled its \(cancelled) live task(s) without awaiting them
@@ -240,9 +259,10 @@ public final class PersistentTaskGroup: Sendable {
 
   // MARK: Logging
 
-  static let logger = Logger(label: "AsyncTools.PersistentTaskGroup")
+  /// The logger of a group created without `logger:`.
+  static let defaultLogger = Logger(label: "AsyncTools.PersistentTaskGroup")
 
-  private static func logFailure(group: String) -> ErrorHandler {
+  private static func logFailure(group: String, to logger: Logger) -> ErrorHandler {
     { error, taskName in
       logger.error("task '\(taskName ?? "unnamed")' of PersistentTaskGroup '\(group)' failed: \(error)")
     }

@@ -61,6 +61,9 @@ final class PersistentTaskGroupCore: Sendable {
 
     var isTerminated: Bool { phase != .open && entries.isEmpty }
 
+    /// What ``GroupMetrics`` records.
+    var counts: GroupMetrics.Counts { GroupMetrics.Counts(running: running, queued: queued) }
+
     /// Admits the oldest still-queued task, if any; returns its parked continuation, if any.
     ///
     /// A queued task already cancelled is rejected instead (its continuation, if parked, goes to
@@ -103,6 +106,8 @@ final class PersistentTaskGroupCore: Sendable {
   /// `Int.max` when unlimited.
   let limit: Int
   let errorHandler: PersistentTaskGroup.ErrorHandler
+  /// The swift-metrics instruments, if the group was created with `metrics:`.
+  let metrics: GroupMetrics?
   let state = Locked(State())
   /// The public object, held weakly so that `PersistentTaskGroup.current` does not keep it alive.
   let owner = Locked<WeakOwner>(WeakOwner())
@@ -111,10 +116,13 @@ final class PersistentTaskGroupCore: Sendable {
     weak var group: PersistentTaskGroup?
   }
 
-  init(name: String, limit: Int, errorHandler: @escaping PersistentTaskGroup.ErrorHandler) {
+  init(
+    name: String, limit: Int, errorHandler: @escaping PersistentTaskGroup.ErrorHandler, metrics: GroupMetrics? = nil
+  ) {
     self.name = name
     self.limit = limit
     self.errorHandler = errorHandler
+    self.metrics = metrics
   }
 
   // MARK: Adding and running tasks
@@ -122,7 +130,9 @@ final class PersistentTaskGroupCore: Sendable {
   func add<T: Sendable>(
     name taskName: String?, priority: TaskPriority?, _ operation: @escaping @Sendable () async throws -> T
   ) throws(AsyncToolsError) -> Task<T, any Error> {
-    try state.withLock { (s) throws(AsyncToolsError) -> Task<T, any Error> in
+    let metrics = self.metrics
+    typealias Added = (Task<T, any Error>, GroupMetrics.Counts?)
+    let (task, counts) = try state.withLock { (s) throws(AsyncToolsError) -> Added in
       guard s.phase == .open else {
         let what = s.phase == .closing ? "closing" : "shutting down"
         throw AsyncToolsError(
@@ -143,8 +153,10 @@ final class PersistentTaskGroupCore: Sendable {
         try await self.run(id: id, name: taskName, admitted: admitted, operation)
       }
       s.entries[id] = Entry(task: task, admission: admitted ? .running : .queued(nil))
-      return task
+      return (task, metrics == nil ? nil : s.counts)
     }
+    if let metrics, let counts { metrics.record(counts) }
+    return task
   }
 
   func run<T: Sendable>(
@@ -160,12 +172,16 @@ final class PersistentTaskGroupCore: Sendable {
     }
     do {
       let value = try await PersistentTaskGroup.$currentCore.withValue(self) { try await operation() }
+      metrics?.completed.increment(by: 1)
       finish(id, wasAdmitted: true)
       return value
     } catch {
       // Reported from inside the task, before `finish`: `shutdown()` and `close()` therefore also
       // wait for the handler, and the handler sees the task's task-locals.
-      if !(error is CancellationError) { errorHandler(error, taskName) }
+      if !(error is CancellationError) {
+        metrics?.failed.increment(by: 1)
+        errorHandler(error, taskName)
+      }
       finish(id, wasAdmitted: true)
       throw error
     }
@@ -196,8 +212,9 @@ final class PersistentTaskGroupCore: Sendable {
 
   /// A queued task was cancelled: it leaves the queue and will never run.
   private func rejectQueued(_ id: UInt64) {
-    let continuation: UnsafeContinuation<Void, any Error>? = state.withLock { s in
-      guard case .queued(let continuation) = s.entries[id]?.admission else { return nil }
+    let metrics = self.metrics
+    let (continuation, counts) = state.withLock { s -> (UnsafeContinuation<Void, any Error>?, GroupMetrics.Counts?) in
+      guard case .queued(let continuation) = s.entries[id]?.admission else { return (nil, nil) }
       s.entries[id]!.admission = .rejected
       s.queued -= 1
       if s.queued == 0 {
@@ -209,13 +226,15 @@ final class PersistentTaskGroupCore: Sendable {
           return false
         })
       }
-      return continuation
+      return (continuation, metrics == nil ? nil : s.counts)
     }
+    if let metrics, let counts { metrics.record(counts) }
     continuation?.resume(throwing: CancellationError())
   }
 
   private func finish(_ id: UInt64, wasAdmitted: Bool) {
-    let (next, rejected, waiters) = state.withLock { s in
+    let metrics = self.metrics
+    let (next, rejected, waiters, counts) = state.withLock { s in
       s.entries.removeValue(forKey: id)
       var next: UnsafeContinuation<Void, any Error>?
       var rejected: [UnsafeContinuation<Void, any Error>] = []
@@ -223,10 +242,12 @@ final class PersistentTaskGroupCore: Sendable {
         s.running -= 1
         next = s.admitNext(rejecting: &rejected)
       }
-      guard s.entries.isEmpty else { return (next, rejected, [UnsafeContinuation<Void, Never>]()) }
+      let counts = metrics == nil ? nil : s.counts
+      guard s.entries.isEmpty else { return (next, rejected, [UnsafeContinuation<Void, Never>](), counts) }
       s.releaseSpareStorage()
-      return (next, rejected, s.takeWaitersIfTerminated())
+      return (next, rejected, s.takeWaitersIfTerminated(), counts)
     }
+    if let metrics, let counts { metrics.record(counts) }
     next?.resume()
     for continuation in rejected { continuation.resume(throwing: CancellationError()) }
     for waiter in waiters { waiter.resume() }
@@ -247,7 +268,8 @@ final class PersistentTaskGroupCore: Sendable {
   /// Returns the number of tasks that were still live.
   @discardableResult
   func beginShutdown() -> Int {
-    let (rejected, tasks, waiters) = state.withLock { s in
+    let metrics = self.metrics
+    let (rejected, tasks, waiters, counts) = state.withLock { s in
       s.phase = .shuttingDown
       var rejected: [UnsafeContinuation<Void, any Error>] = []
       for id in s.admissionQueue {
@@ -257,8 +279,9 @@ final class PersistentTaskGroupCore: Sendable {
       }
       s.admissionQueue = []
       s.queued = 0
-      return (rejected, s.entries.values.map(\.task), s.takeWaitersIfTerminated())
+      return (rejected, s.entries.values.map(\.task), s.takeWaitersIfTerminated(), metrics == nil ? nil : s.counts)
     }
+    if let metrics, let counts { metrics.record(counts) }
     // Outside the lock: cancelling runs cancellation handlers synchronously, and a queued task's
     // handler takes this lock.
     for continuation in rejected { continuation.resume(throwing: CancellationError()) }

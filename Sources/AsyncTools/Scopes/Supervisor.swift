@@ -2,7 +2,8 @@ import Logging
 
 /// A task scope for children that must not take each other down, with Erlang/OTP-style restart policies.
 ///
-/// You get a `Supervisor` from ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:_:)``.
+/// You get a `Supervisor` from
+/// ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)``.
 /// It is a ``TaskScope`` (a child failure goes to the error handler and cancels nobody) plus, per child, a
 /// ``RestartPolicy``, a shared ``RestartIntensity`` limit and a ``Backoff`` between restarts:
 ///
@@ -124,13 +125,11 @@ extension Supervisor {
 
   /// The default error handler of a supervisor: logs the failure at `error` level through swift-log, with the
   /// logger label `AsyncTools.Supervisor`, the child's name under the `child` key and the error under `error`.
-  public static let logChildFailure: ErrorHandler = { error, child in
-    supervisorLogger.error(
-      "a supervised child failed", metadata: ["child": "\(child)", "error": "\(String(describing: error))"])
-  }
+  public static let logChildFailure: ErrorHandler = logChildFailure(to: Logger(label: "AsyncTools.Supervisor"))
 
   /// A restart the supervisor is about to make: reported (to the `onRestart` callback of
-  /// ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:_:)``) after the intensity
+  /// ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)``)
+  /// after the intensity
   /// check has allowed it and before the backoff delay is slept.
   public struct RestartEvent: Sendable, CustomStringConvertible {
     /// The child's name (the name given to `addChild`, or `"child #N"`).
@@ -160,8 +159,6 @@ extension Supervisor {
   }
 }
 
-private let supervisorLogger = Logger(label: "AsyncTools.Supervisor")
-
 /// Runs `body` with a ``Supervisor``, and returns the body's value once every child has ended for good.
 ///
 /// Semantics, beyond those of ``withTaskScope(isolation:errorHandler:_:)`` (child failures reported and contained,
@@ -186,6 +183,8 @@ private let supervisorLogger = Logger(label: "AsyncTools.Supervisor")
 ///     ``Supervisor/logChildFailure`` (swift-log).
 ///   - onRestart: Receives every restart before it happens; `nil` (the default) for none. Called from the
 ///     restarting child's task, so it must be thread-safe and should not block.
+///   - metrics: Opt-in swift-metrics instrumentation (restarts and give-ups per child) under the dimensions
+///     `supervisor` and `child`; `nil` (the default) records nothing.
 ///   - body: Adds children and computes the supervisor's value.
 /// - Throws: ``AsyncToolsError`` with code ``AsyncToolsError/Code/invalidArgument`` for an invalid `intensity` or
 ///   `backoff` (before anything runs), the body's error, ``SupervisorError``, or `CancellationError`.
@@ -198,15 +197,19 @@ public func withSupervisor<Result>(
   isolation: isolated (any Actor)? = #isolation,
   errorHandler: @escaping Supervisor.ErrorHandler = Supervisor.logChildFailure,
   onRestart: (@Sendable (Supervisor.RestartEvent) -> Void)? = nil,
+  metrics: MetricsConfiguration? = nil,
   _ body: (inout Supervisor) async throws -> Result
 ) async throws -> Result {
-  try await runSupervisor(
+  let counted = metrics.map(SupervisorMetrics.init)
+  return try await runSupervisor(
     intensity: intensity, backoff: backoff, clock: clock, random: random, isolation: isolation,
-    errorHandler: errorHandler, onRestart: onRestart, onGiveUp: nil, body)
+    errorHandler: errorHandler, onRestart: counted?.counting(onRestart) ?? onRestart,
+    onGiveUp: counted?.counting(nil), body)
 }
 
 /// Runs `body` with a ``Supervisor`` whose error handler takes only the error (the form before handlers received
-/// the child's name); see ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:_:)``.
+/// the child's name); see
+/// ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)``.
 @discardableResult
 public func withSupervisor<Result>(
   intensity: RestartIntensity = .default,

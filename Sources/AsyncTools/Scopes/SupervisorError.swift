@@ -1,6 +1,6 @@
 /// Why a supervisor gave up.
 ///
-/// Thrown by ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:_:)`` after it
+/// Thrown by ``withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)`` after it
 /// cancelled and awaited all of its children.
 public struct SupervisorError: Error, Sendable, CustomStringConvertible {
   /// What made the supervisor give up.

@@ -128,12 +128,9 @@ public struct TaskScope: ~Copyable {
 extension TaskScope {
   /// The default error handler of ``withTaskScope(isolation:errorHandler:_:)``: logs the child's error at `error`
   /// level through swift-log, with the logger label `AsyncTools.TaskScope` and the error under the `error` key.
-  public static let logChildFailure: @Sendable (any Error) -> Void = { error in
-    taskScopeLogger.error("a child task of a task scope failed", metadata: ["error": "\(String(describing: error))"])
-  }
+  public static let logChildFailure: @Sendable (any Error) -> Void = logChildFailure(
+    to: Logger(label: "AsyncTools.TaskScope"))
 }
-
-private let taskScopeLogger = Logger(label: "AsyncTools.TaskScope")
 
 /// Runs `body` with a ``TaskScope`` whose children fail alone, and returns the body's value once every child
 /// has finished.

@@ -1,3 +1,5 @@
+import Logging
+
 /// A running periodic timer: it calls a tick body every interval until ``cancel()`` — aiotools'
 /// `create_timer`, with more policies, a drift-free schedule and an injectable clock.
 ///
@@ -9,7 +11,8 @@
 /// await heartbeat.cancel()   // returns once every running tick has finished its cleanup
 /// ```
 ///
-/// Prefer ``withTimer(every:initialDelay:policy:schedule:clock:onError:_:body:isolation:)`` when the timer
+/// Prefer
+/// ``withTimer(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:body:isolation:)`` when the timer
 /// lives only for the duration of some work; use this handle for a timer owned by a long-lived
 /// object.
 ///
@@ -57,7 +60,11 @@ public final class PeriodicTimer: Sendable {
   ///     uses ``DefaultClock``.
   ///   - onError: called with every error a tick throws (except the `CancellationError` of a
   ///     cancelled tick), exactly once per error, on the failing tick's task. `nil` (the default)
-  ///     logs it to `Logger(label: "AsyncTools.Timer")`.
+  ///     logs it to `logger`.
+  ///   - logger: Where tick failures are logged when there is no `onError`; its metadata is kept.
+  ///     `nil` (the default) uses `Logger(label: "AsyncTools.Timer")`.
+  ///   - metrics: Opt-in swift-metrics instrumentation (ticks, skipped ticks, tick lateness) under
+  ///     the dimension `timer`; `nil` (the default) records nothing.
   ///   - tick: the work to do on every tick; it receives the tick's number and due instant.
   /// - Returns: the running timer. Keep it, and call ``cancel()`` to stop it.
   /// - Throws: ``AsyncToolsError/Code/invalidArgument`` if `interval` is not positive or
@@ -69,27 +76,31 @@ public final class PeriodicTimer: Sendable {
     schedule: Schedule = .fixedRate,
     clock: C,
     onError: (@Sendable (any Error, Tick<C>) -> Void)? = nil,
+    logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil,
     _ tick: @escaping @Sendable (Tick<C>) async throws -> Void
   ) throws(AsyncToolsError) -> PeriodicTimer where C.Duration == Duration {
     let engine = try TimerEngine(
       interval: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
-      onError: onError, body: tick)
+      onError: onError, logger: logger, metrics: metrics, body: tick)
     return PeriodicTimer(task: Task(executorPreference: ScopedTime.taskExecutor) { await engine.run() })
   }
 
   /// Starts a timer on ``DefaultClock``; see
-  /// ``start(every:initialDelay:policy:schedule:clock:onError:_:)`` for the semantics.
+  /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)`` for the semantics.
   public static func start(
     every interval: Duration,
     initialDelay: Duration = .zero,
     policy: DelayPolicy = .overlap,
     schedule: Schedule = .fixedRate,
     onError: (@Sendable (any Error, Tick<DefaultClock>) -> Void)? = nil,
+    logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil,
     _ tick: @escaping @Sendable (Tick<DefaultClock>) async throws -> Void
   ) throws(AsyncToolsError) -> PeriodicTimer {
     try start(
       every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: DefaultClock(),
-      onError: onError, tick)
+      onError: onError, logger: logger, metrics: metrics, tick)
   }
 
   /// Stops the timer: cancels its loop and every running tick, and returns once all of them have

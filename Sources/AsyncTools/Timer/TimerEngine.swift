@@ -12,6 +12,10 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
   let schedule: PeriodicTimer.Schedule
   let clock: C
   let onError: (@Sendable (any Error, Tick) -> Void)?
+  /// Where tick failures are logged when there is no `onError` (`nil`: `TimerLogging.logger`).
+  let logger: Logger?
+  /// The swift-metrics instruments, if the timer was created with `metrics:`.
+  let metrics: TimerMetrics?
   let body: @Sendable (Tick) async throws -> Void
   /// Whether a tick is running; only used by `.skipWhileRunning`, where ticks never overlap, so
   /// one flag set by the loop and cleared by the tick is enough.
@@ -21,7 +25,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
   init(
     interval: Duration, initialDelay: Duration, policy: PeriodicTimer.DelayPolicy,
     schedule: PeriodicTimer.Schedule, clock: C, onError: (@Sendable (any Error, Tick) -> Void)?,
-    body: @escaping @Sendable (Tick) async throws -> Void
+    logger: Logger?, metrics: MetricsConfiguration?, body: @escaping @Sendable (Tick) async throws -> Void
   ) throws(AsyncToolsError) {
     try PeriodicTimer.validate(interval: interval, initialDelay: initialDelay)
     self.interval = interval
@@ -30,6 +34,8 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     self.schedule = schedule
     self.clock = clock
     self.onError = onError
+    self.logger = logger
+    self.metrics = metrics.map(TimerMetrics.init)
     self.body = body
   }
 
@@ -63,7 +69,10 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
         } else if !running.load(ordering: .acquiring) {
           running.store(true, ordering: .releasing)
           startTick(tick, in: &group, clearingRunning: true)
+        } else {
+          metrics?.skipped(1)
         }
+        metrics?.skipped(scheduler.tick.number - tick.number - 1)
         do { try await clock.sleep(until: scheduler.deadline, tolerance: nil) } catch { return }
       }
     }
@@ -78,6 +87,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
       let stopped = await withDiscardingTaskGroup { group in
         scheduler.advance(now: clock.now)
         startTick(tick, in: &group)
+        metrics?.skipped(scheduler.tick.number - tick.number - 1)
         do {
           try await clock.sleep(until: scheduler.deadline, tolerance: nil)
         } catch {
@@ -98,6 +108,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
   private func startTick(
     _ tick: Tick, in group: inout DiscardingTaskGroup, clearingRunning: Bool = false
   ) {
+    metrics?.started(lateness: tick.scheduledAt.duration(to: clock.now))
     if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
       group.addImmediateTask { await self.runTick(tick, clearingRunning: clearingRunning) }
     } else {
@@ -116,7 +127,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
       if let onError {
         onError(error, tick)
       } else {
-        TimerLogging.logger.error(
+        (logger ?? TimerLogging.logger).error(
           "timer tick failed; the timer keeps running",
           metadata: ["tick": "\(tick.number)", "error": "\(String(reflecting: error))"])
       }
