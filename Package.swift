@@ -114,6 +114,7 @@ let package = Package(
       name: "AsyncToolsTests",
       dependencies: [
         "AsyncTools", "AsyncToolsTesting", "AsyncToolsTestSupport", "AsyncToolsServiceLifecycle",
+        .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
       swiftSettings: strict

@@ -191,14 +191,23 @@ import Testing
       let intermediate = try await startTestChild(
         "spawn-grandchild", ["\(deathSignal)"], fileDescriptors: [3: pipe.writeEnd])
       pipe.closeWriteEnd()
-      let line = try await pipe.readLine()
-      let grandchild = try #require(Int32(line.dropLast()), "grandchild pid, got \(line.debugDescription)")
+      // Two lines in either order: the grandchild's pid (from the intermediate) and "armed" (from the grandchild).
+      let start = try await pipe.read(until: { $0.filter { $0 == UInt8(ascii: "\n") }.count >= 2 })
+      let lines = start.split(separator: "\n").map(String.init)
+      #expect(lines.contains("armed"), "output: \(start.debugDescription)")
+      let grandchild = try #require(
+        lines.compactMap { Int32($0) }.first, "grandchild pid, got \(start.debugDescription)")
       let pidfd = asynctools_pidfd_open(grandchild, 0)
       try #require(pidfd >= 0, "pidfd_open(\(grandchild)): errno \(errno)")
       defer { close(pidfd) }
 
       try intermediate.send(signal: SIGKILL)
       #expect(try await intermediate.wait() == .signaled(SIGKILL, coreDumped: false))
+      // The grandchild died by the parent-death signal it was given: SIGTERM reaches its handler (which says so),
+      // SIGKILL cannot be handled, so it says nothing. Every writer is gone at the end, so the read ends.
+      let rest = try await pipe.read()
+      let expected = deathSignal == SIGTERM ? "died by SIGTERM\n" : ""
+      #expect(rest == expected, "after the parent died: \(rest.debugDescription)")
       // The grandchild's pidfd becomes readable when it exits; the watchdog bounds the wait.
       try await ProcessMonitor.shared().waitReadable(pidfd)
     }

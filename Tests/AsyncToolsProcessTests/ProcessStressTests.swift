@@ -54,7 +54,7 @@ import Testing
       for batch in stride(from: 0, to: plans.count, by: 8) {
         try await withThrowingTaskGroup(of: Void.self) { group in
           for (index, plan) in plans[batch..<min(batch + 8, plans.count)].enumerated() {
-            group.addTask { try await Self.run(plan, label: "seed \(seed), child \(batch + index)") }
+            group.addTask { try await Self.run(plan, label: "\(Stress.replay(seed: seed, iterations: iterations)), child \(batch + index)") }
           }
           try await group.waitForAll()
         }

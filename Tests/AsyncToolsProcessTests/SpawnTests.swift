@@ -110,9 +110,10 @@ import Testing
     }
   }
 
-  @Test func outOfRangeBlockedSignalIsAnInvalidArgument() async throws {
+  @Test(arguments: [Int32(0), 65, -1])
+  func outOfRangeBlockedSignalIsAnInvalidArgument(signal: Int32) async throws {
     let error = await #expect(throws: AsyncToolsError.self) {
-      _ = try await ChildProcess.spawn(executable: "/bin/true", options: .init(blockedSignals: [SIGTERM, 0]))
+      _ = try await ChildProcess.spawn(executable: "/bin/true", options: .init(blockedSignals: [SIGTERM, signal]))
     }
     #expect(error?.code == .invalidArgument)
   }

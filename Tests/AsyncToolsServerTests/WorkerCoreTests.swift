@@ -20,46 +20,55 @@ struct WorkerCoreTests {
     #expect(probe.events == ["ready"])
   }
 
-  @Test func aStopDuringStartupCancelsTheAttachedTask() async {
-    let core = core()
-    let task = Task {
-      do {
-        try await Task.sleep(for: .seconds(3600))
-      } catch {}
+  @Test func aStopDuringStartupCancelsTheAttachedTask() async throws {
+    // Its task sleeps for an hour unless the stop cancels it: the watchdog fails the test instead of hanging.
+    try await withWatchdog {
+      let core = core()
+      let task = Task {
+        do {
+          try await Task.sleep(for: .seconds(3600))
+        } catch {}
+      }
+      core.attach(task)
+      core.requestStop(.sigterm)
+      await task.value
+      #expect(task.isCancelled)
+      #expect(core.wasCancelledByServer)
+      #expect(await core.waitForStop() == .sigterm)
     }
-    core.attach(task)
-    core.requestStop(.sigterm)
-    await task.value
-    #expect(task.isCancelled)
-    #expect(core.wasCancelledByServer)
-    #expect(await core.waitForStop() == .sigterm)
   }
 
-  @Test func aStopBeforeTheTaskIsAttachedCancelsItOnAttach() async {
-    let core = core()
-    core.requestStop(.sigterm)
-    let task = Task { _ = try? await Task.sleep(for: .seconds(3600)) }
-    core.attach(task)
-    await task.value
-    #expect(task.isCancelled)
+  @Test func aStopBeforeTheTaskIsAttachedCancelsItOnAttach() async throws {
+    // Its task sleeps for an hour unless the stop cancels it: the watchdog fails the test instead of hanging.
+    try await withWatchdog {
+      let core = core()
+      core.requestStop(.sigterm)
+      let task = Task { _ = try? await Task.sleep(for: .seconds(3600)) }
+      core.attach(task)
+      await task.value
+      #expect(task.isCancelled)
+    }
   }
 
-  @Test func aSecondStopCancelsAReadyWorker() async {
-    let probe = Probe()
-    let core = core { probe.record("ready") }
-    let task = Task {
-      _ = await core.waitForStop()
-      probe.record("tearing down")
-      do { try await Task.sleep(for: .seconds(3600)) } catch { probe.record("cancelled") }
+  @Test func aSecondStopCancelsAReadyWorker() async throws {
+    // Its task sleeps for an hour unless the stop cancels it: the watchdog fails the test instead of hanging.
+    try await withWatchdog {
+      let probe = Probe()
+      let core = core { probe.record("ready") }
+      let task = Task {
+        _ = await core.waitForStop()
+        probe.record("tearing down")
+        do { try await Task.sleep(for: .seconds(3600)) } catch { probe.record("cancelled") }
+      }
+      core.attach(task)
+      await probe.wait(for: 1, "ready")
+      core.requestStop(.sigint)
+      await probe.wait(for: 1, "tearing down")
+      #expect(!task.isCancelled)
+      core.requestStop(.sigint)
+      await task.value
+      #expect(probe.events == ["ready", "tearing down", "cancelled"])
     }
-    core.attach(task)
-    await probe.wait(for: 1, "ready")
-    core.requestStop(.sigint)
-    await probe.wait(for: 1, "tearing down")
-    #expect(!task.isCancelled)
-    core.requestStop(.sigint)
-    await task.value
-    #expect(probe.events == ["ready", "tearing down", "cancelled"])
   }
 
   @Test func aCancelledWaitReturnsTheDefaultSignal() async {

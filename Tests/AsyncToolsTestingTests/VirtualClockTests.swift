@@ -174,12 +174,18 @@ typealias EventLog = TestLog<String>
   }
 
   @Test func badArgumentsAreClearErrors() async throws {
-    await #expect(throws: (any Error).self) {
-      try await withVirtualTime(deadlockTimeout: .zero) { _ in }
+    let ran = EventLog()
+    let deadlock = await #expect(throws: AsyncToolsError.self) {
+      try await withVirtualTime(deadlockTimeout: .zero) { _ in ran.append("body") }
     }
-    await #expect(throws: (any Error).self) {
-      try await withVirtualTime(autojumpThreshold: .seconds(-1)) { _ in }
+    #expect(deadlock?.code == .invalidArgument)
+    #expect(deadlock?.message.contains("deadlockTimeout") == true, "\(String(describing: deadlock))")
+    let autojump = await #expect(throws: AsyncToolsError.self) {
+      try await withVirtualTime(autojumpThreshold: .seconds(-1)) { _ in ran.append("body") }
     }
+    #expect(autojump?.code == .invalidArgument)
+    #expect(autojump?.message.contains("autojumpThreshold") == true, "\(String(describing: autojump))")
+    #expect(ran.all.isEmpty, "the body ran despite a bad argument")
   }
 
   @Test func standaloneClockAdvancesManually() async throws {
@@ -211,7 +217,17 @@ typealias EventLog = TestLog<String>
       }
       logs.append(log.all)
     }
-    #expect(logs.count == 20)
+    // The first run is right: every task wakes at the running sums of its delays, and time never goes back.
+    #expect(logs[0].count == 500)
+    for (task, sleeps) in delays.enumerated() {
+      var elapsed = 0
+      let expected = sleeps.map { delay in
+        elapsed += delay
+        return "\(task)@\(Duration.milliseconds(elapsed))"
+      }
+      #expect(logs[0].filter { $0.hasPrefix("\(task)@") } == expected, "task \(task)")
+    }
+    // Every later run logs the same events in the same order, ties included.
     for log in logs.dropFirst() { #expect(log == logs[0]) }
   }
 }

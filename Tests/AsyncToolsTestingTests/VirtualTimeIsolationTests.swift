@@ -105,7 +105,7 @@ private let passThroughHook: EnqueueHook = { job, original in original(job) }
     #expect(debounced == [3, 5])
   }
 
-  @Test func thousandTasksThousandSleepsEach() async throws {
+  @Test func hundredTasksHundredSleepsEach() async throws {
     let end = try await withVirtualTime { clock in
       await withDiscardingTaskGroup { group in
         for task in 0..<100 {

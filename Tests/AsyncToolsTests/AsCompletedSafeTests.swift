@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTestSupport
 import Testing
 
 @Suite("withAsCompletedSafe")
@@ -112,12 +113,33 @@ struct AsCompletedSafeTests {
     #expect(ended.count == 3)
   }
 
+  /// The sequence escapes `body` unread while every outcome is buffered: it must yield nothing after the scope.
   @Test func theSequenceIsEmptyOnceTheScopeHasEnded() async {
-    let escaped = await withAsCompletedSafe([{ @Sendable in 1 }]) { results in
-      for await _ in results {}
-      return results
-    }
+    let operations: [@Sendable () async throws -> Int] = [{ 1 }, { 2 }, { 3 }]
+    let escaped = await withAsCompletedSafe(operations) { results in results }
     var iterator = escaped.makeAsyncIterator()
-    #expect(await iterator.next() == nil)
+    let first = await iterator.next()
+    #expect(first == nil, "an escaped sequence yielded \(String(describing: first)) after its scope ended")
+  }
+
+  @Test func anIteratorThatEscapedHalfReadYieldsNothingMoreOnceTheScopeHasEnded() async {
+    let operations: [@Sendable () async throws -> Int] = [{ 1 }, { 2 }, { 3 }]
+    var iterator = await withAsCompletedSafe(operations) { results in
+      var iterator = results.makeAsyncIterator()
+      _ = await iterator.next()
+      return iterator
+    }
+    let next = await iterator.next()
+    #expect(next == nil, "an escaped iterator yielded \(String(describing: next)) after its scope ended")
+  }
+
+  @Test func outcomesTheBodyDidNotReadAreFreedWhenTheScopeEnds() async {
+    let freed = TestCounter()
+    let escaped = await withAsCompletedSafe(
+      (0..<3).map { _ in { @Sendable in DeinitCounted(freed) } }
+    ) { results in results }
+    withExtendedLifetime(escaped) {
+      #expect(freed.value == 3, "unread outcomes are still held after the scope ended")
+    }
   }
 }

@@ -107,13 +107,19 @@ struct BadInputTests {
 
   @Test func cancellingAPeriodicTimerTwiceAndFromSeveralTasksIsHarmless() async throws {
     try await withVirtualTime { clock in
-      let timer = try PeriodicTimer.start(every: .seconds(1), clock: clock) { _ in }
+      let ticks = BadInputCount()
+      let timer = try PeriodicTimer.start(every: .seconds(1), clock: clock) { _ in ticks.increment() }
       try await clock.sleep(for: .milliseconds(2500))
+      let beforeCancel = ticks.value
       await withDiscardingTaskGroup { group in
         for _ in 0..<4 { group.addTask { await timer.cancel() } }
       }
       await timer.cancel()
       #expect(timer.isCancelled)
+      // Every cancel returned (the group ended), and the timer really stopped: no tick in the next 10 s.
+      try await clock.sleep(for: .seconds(10))
+      #expect(beforeCancel >= 2)
+      #expect(ticks.value == beforeCancel, "the timer ticked after cancel()")
     }
   }
 
@@ -142,6 +148,7 @@ struct BadInputTests {
       _ = try await escaped.enter(AsyncContext<Int> { body in entered.set(); _ = await body(1) })
     }
     #expect(enter?.code == .closed)
+    #expect(!entered.value, "a closed stack entered the resource before refusing it")
   }
 
   @Test func exitingAnAsyncContextTwiceThrowsInvalidState() async throws {

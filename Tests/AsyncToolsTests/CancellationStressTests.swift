@@ -41,7 +41,7 @@ struct CancellationStressTests {
     }
     #expect(
       failures.isEmpty,
-      "seed \(seed) (replay with ASYNCTOOLS_STRESS_SEED=\(seed)):\n\(failures.joined(separator: "\n"))")
+      "\(Stress.replay(seed: seed, iterations: iterations)):\n\(failures.joined(separator: "\n"))")
   }
 }
 

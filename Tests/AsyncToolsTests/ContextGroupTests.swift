@@ -56,6 +56,24 @@ struct ContextGroupTests {
     }
     #expect(result.exits.allSatisfy { $0.error == nil })
     #expect(log.events == Array(repeating: "exited cancelled=false", count: 3))
+
+    // Shielded: the group's task is cancelled while the body runs; the exits still overlap, run to the end and do
+    // not see the cancellation (an unshielded exit would fail at the cancellable rendezvous or log `true`).
+    let cancelledRendezvous = ScopeRendezvous(parties: 3)
+    let cancelledLog = ScopeEventLog()
+    let inBody = ScopeSignal()
+    let cancelledMembers = (0..<3).map { _ in RendezvousExitMember(rendezvous: cancelledRendezvous, log: cancelledLog) }
+    let task = Task {
+      try await withContextGroup(cancelledMembers) { _ in
+        inBody.fire()
+        try await awaitScopeCancellation()
+      }
+    }
+    await inBody.wait()
+    task.cancel()
+    let outcome = try await withScopeWatchdog { await task.result }
+    #expect(throws: CancellationError.self) { try outcome.get() }
+    #expect(cancelledLog.events == Array(repeating: "exited cancelled=false", count: 3))
   }
 
   @Test func aFailedEnterIsAFailureInValuesAndTheOthersStillEnterAndExit() async throws {

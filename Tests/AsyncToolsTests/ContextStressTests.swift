@@ -8,6 +8,8 @@ private typealias SplitMix64 = SeededRandomNumberGenerator
 
 /// Everything one iteration did: which resources entered, how often each was exited, which errors
 /// were injected and which ones reached someone.
+/// It also cancels the scenario at a planned step (every enter, exit, callback and the group body is a step), so
+/// cancellation lands anywhere in the scenario, not only before it starts or in the group body.
 private final class StressLedger: Sendable {
   private struct State {
     var nextID = 0
@@ -15,8 +17,48 @@ private final class StressLedger: Sendable {
     var exits: [Int: Int] = [:]
     var injected: [String] = []
     var reported: [String] = []
+    var steps = 0
+    var cancelAtStep: Int?
+    var cancelRequested = false
+    var scenario: Task<Void, any Error>?
   }
   private let state = Locked(State())
+
+  init(cancelAtStep: Int?) {
+    state.withLock {
+      $0.cancelAtStep = cancelAtStep
+      $0.cancelRequested = cancelAtStep == 0
+    }
+  }
+
+  /// Hands over the scenario's task, cancelling it at once if its cancel step has already passed.
+  func arm(_ task: Task<Void, any Error>) {
+    let cancelNow = state.withLock { state in
+      state.scenario = task
+      return state.cancelRequested
+    }
+    if cancelNow { task.cancel() }
+  }
+
+  /// One step of the scenario; the planned one cancels it.
+  func step() {
+    let task = state.withLock { state -> Task<Void, any Error>? in
+      state.steps += 1
+      guard state.steps == state.cancelAtStep else { return nil }
+      state.cancelRequested = true
+      return state.scenario
+    }
+    task?.cancel()
+  }
+
+  /// Cancels the scenario now if nothing did before (a body that waits for cancellation would wait forever).
+  func ensureCancelled() {
+    let task = state.withLock { state -> Task<Void, any Error>? in
+      state.cancelRequested = true
+      return state.scenario
+    }
+    task?.cancel()
+  }
 
   func newID() -> Int { state.withLock { state in defer { state.nextID += 1 }; return state.nextID } }
   func entered(_ id: Int) { state.withLock { _ = $0.entered.insert(id) } }
@@ -52,11 +94,13 @@ private struct ResourcePlan {
     let id = ledger.newID()
     if builtFromClosure {
       return AsyncContext { body in
+        ledger.step()
         await Task.yield()
         if checksCancellation { try Task.checkCancellation() }
         if failEnter { throw ledger.inject("enter \(id)") }
         ledger.entered(id)
         await body(id)
+        ledger.step()
         await Task.yield()
         ledger.exited(id)
         if failExit { throw ledger.inject("exit \(id)") }
@@ -72,6 +116,7 @@ private struct StressMember: AsyncContextManager {
   let ledger: StressLedger
 
   func enter() async throws -> Int {
+    ledger.step()
     await Task.yield()
     if plan.checksCancellation { try Task.checkCancellation() }
     if plan.failEnter { throw ledger.inject("enter \(id)") }
@@ -80,6 +125,7 @@ private struct StressMember: AsyncContextManager {
   }
 
   func exit(_ outcome: ExitOutcome) async throws {
+    ledger.step()
     await Task.yield()
     ledger.exited(id)
     if plan.failExit { throw ledger.inject("exit \(id)") }
@@ -95,7 +141,9 @@ private struct IterationPlan {
   var groupMembers: [ResourcePlan]
   var groupBody: BodyPlan
   var rethrowsGroupExits: Bool
-  var cancelBeforeStart: Bool
+  /// The step at which the scenario is cancelled (0: before it starts), or `nil`: never, unless its group body waits
+  /// for cancellation.
+  var cancelAtStep: Int?
 
   init(seed: UInt64) {
     var rng = SplitMix64(seed: seed)
@@ -105,7 +153,9 @@ private struct IterationPlan {
     groupMembers = (0..<Int.random(in: 0...4, using: &rng)).map { _ in ResourcePlan(&rng) }
     groupBody = BodyPlan.allCases.randomElement(using: &rng)!
     rethrowsGroupExits = Bool.random(using: &rng)
-    cancelBeforeStart = Int.random(in: 0..<8, using: &rng) == 0
+    // Every resource enters and exits, every callback runs, the group body is one step.
+    let steps = 2 * (stackResources.count + groupMembers.count) + callbacks.count + 1
+    cancelAtStep = Int.random(in: 0..<4, using: &rng) == 0 ? nil : Int.random(in: 0...steps, using: &rng)
   }
 }
 
@@ -123,10 +173,8 @@ struct ContextStressTests {
 
   private static func run(seed: UInt64) async throws {
     let plan = IterationPlan(seed: seed)
-    let ledger = StressLedger()
-    let reachedGroupBody = ScopeSignal()
+    let ledger = StressLedger(cancelAtStep: plan.cancelAtStep)
     let task = Task {
-      defer { reachedGroupBody.fire() }  // also when the scope ended before the group body
       try await withExitStack { stack in
         for resource in plan.stackResources {
           do {
@@ -137,15 +185,19 @@ struct ContextStressTests {
         }
         for throwsError in plan.callbacks {
           let name = "callback \(ledger.newID())"
-          try stack.callback { if throwsError { throw ledger.inject(name) } }
+          try stack.callback {
+            ledger.step()
+            if throwsError { throw ledger.inject(name) }
+          }
         }
         let result = try await withContextGroup(plan.groupMembers.map { $0.manager(ledger) }) { values in
           for case .failure(let error) in values { ledger.report(error) }
+          ledger.step()
           switch plan.groupBody {
           case .succeed: return values.count
           case .fail: throw ledger.inject("group body \(ledger.newID())")
           case .awaitCancellation:
-            reachedGroupBody.fire()
+            ledger.ensureCancelled()
             try await awaitScopeCancellation()
             return values.count
           }
@@ -157,23 +209,18 @@ struct ContextStressTests {
         }
       }
     }
-    if plan.cancelBeforeStart {
-      task.cancel()
-    } else {
-      await reachedGroupBody.wait()
-      task.cancel()
-    }
+    ledger.arm(task)
     if case .failure(let error) = await task.result { ledger.report(error) }
 
     let (entered, exits, injected, reported) = ledger.snapshot
     for id in entered {
-      #expect(exits[id] == 1, "seed \(seed): resource \(id) entered but exited \(exits[id] ?? 0) times")
+      #expect(exits[id] == 1, "resource \(id) entered but exited \(exits[id] ?? 0) times (\(Stress.replay(seed: seed, iterations: 1)))")
     }
     for (id, count) in exits where !entered.contains(id) {
-      #expect(Bool(false), "seed \(seed): resource \(id) never entered but exited \(count) times")
+      #expect(Bool(false), "resource \(id) never entered but exited \(count) times (\(Stress.replay(seed: seed, iterations: 1)))")
     }
     #expect(
       reported.sorted() == injected.sorted(),
-      "seed \(seed): every injected error must be reported exactly once")
+      "every injected error must be reported exactly once (\(Stress.replay(seed: seed, iterations: 1)))")
   }
 }

@@ -22,10 +22,13 @@ struct MemoizeTests {
       calls.increment()
       return n
     }
+    // 1 miss, 2 miss, 1 hit (2 is now least recent), 3 miss (evicts 2), 2 miss (evicts 1), 2 hit.
     for n in [1, 2, 1, 3, 2, 2] { _ = try await calc(n) }
     #expect(calc.info().hits == 2)
-    #expect(calc.info().misses == calls.current)
+    #expect(calc.info().misses == 4)
+    #expect(calls.current == 4)
     #expect(calc.info().currentSize == 2)
+    #expect(!calc.contains(1) && calc.contains(2) && calc.contains(3))
   }
 
   @Test func cacheControlsClearInvalidateAndContains() async throws {

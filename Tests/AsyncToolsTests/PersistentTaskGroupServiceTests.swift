@@ -57,7 +57,10 @@ struct PersistentTaskGroupServiceTests {
     let group = PersistentTaskGroup(name: "service-direct")
     let run = Task { try await group.run() }
     await group.shutdown()
-    try await run.value
+    // A `run()` that ignored the shutdown would hang: the watchdog turns that into a failure.
+    try await withScopeWatchdog(.seconds(30)) { try await run.value }
+    #expect(!group.isAcceptingTasks)
+    #expect(group.runningCount == 0)
   }
 
   @Test func runOutsideAServiceGroupEndsTheGroupWhenCancelled() async throws {

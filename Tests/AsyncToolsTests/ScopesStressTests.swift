@@ -115,7 +115,7 @@ struct ScopesStressTests {
           Int.random(in: 0..<100, using: &random) < 20 ? .seconds(Int.random(in: 0...10, using: &random)) : nil
         let childRandom = random
         let bodyThrew = ChildBox(false)
-        let context = "seed \(seed) iteration \(iteration)"
+        let context = Stress.replay(seed: seed &+ UInt64(iteration), iterations: 1)
 
         let start = clock.now
         let scope = Task {
@@ -183,13 +183,15 @@ struct ScopesStressTests {
       for iteration in 0..<iterations {
         var random = ChildSeededRandom(seed: seed &+ UInt64(iteration))
         let ledger = Ledger()
-        let context = "seed \(seed) iteration \(iteration)"
+        // Scenario `iteration` replays alone from base seed `Self.seed + iteration`; its kind follows that seed.
+        let replaySeed = Self.seed &+ UInt64(iteration)
+        let context = Stress.replay(seed: replaySeed, iterations: 1)
         let failuresBeforeSuccess = (0..<Int.random(in: 1...5, using: &random)).map { _ in
           Int.random(in: 0...3, using: &random)
         }
         let delays = failuresBeforeSuccess.map { _ in Duration.seconds(Int.random(in: 0...5, using: &random)) }
 
-        if iteration.isMultiple(of: 2) {
+        if replaySeed.isMultiple(of: 2) {
           // Supervisor: transient children fail a few times, then succeed; the limit may or may not be crossed.
           let maxRestarts = Int.random(in: 0...6, using: &random)
           let result = await Result {
@@ -265,6 +267,7 @@ struct ScopesStressTests {
         }
         #expect(ledger.live.value == 0, "a child outlived its scope (\(context))")
         #expect(ledger.reported.value.sorted() == ledger.thrown.value.sorted(), "errors reported ≠ thrown (\(context))")
+        #expect(ledger.violations.all.isEmpty, "\(ledger.violations.all) (\(context))")
       }
     }
   }

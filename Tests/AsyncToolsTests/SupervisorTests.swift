@@ -196,11 +196,15 @@ struct SupervisorTests {
   }
 
   @Test func negativeMaxRestartsIsRejected() async throws {
+    let bodyRan = ChildBox(false)
     let error = await #expect(throws: AsyncToolsError.self) {
-      try await withSupervisor(intensity: RestartIntensity(maxRestarts: -1, within: .seconds(1))) { _ in }
+      try await withSupervisor(intensity: RestartIntensity(maxRestarts: -1, within: .seconds(1))) { _ in
+        bodyRan.set(true)
+      }
     }
     #expect(error?.code == .invalidArgument)
     #expect(error?.message.contains("maxRestarts") == true)
+    #expect(!bodyRan.value, "the body ran despite the invalid argument")
   }
 
   @Test(arguments: [Duration.zero, .seconds(-1)])

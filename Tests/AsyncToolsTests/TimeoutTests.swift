@@ -1,4 +1,5 @@
 import AsyncTools
+import AsyncToolsTestSupport
 import AsyncToolsTesting
 import Testing
 
@@ -7,6 +8,21 @@ private typealias Boom = CancellationFixtures.Boom
 private typealias Recorder = CancellationFixtures.Recorder
 
 private func suspendUntilCancelled() async throws { try await CancellationFixtures.suspendUntilCancelled() }
+
+/// A clock that records every deadline its sleepers ask for and opens `armed` at the first: a test sees how far
+/// away a timeout's timer sleeps, and when it is armed.
+private struct ArmingClock<Base: Clock>: Clock where Base.Duration == Duration {
+  let base: Base
+  let armed = TestGate()
+  let deadlines = TestLog<Base.Instant>()
+  var now: Base.Instant { base.now }
+  var minimumResolution: Duration { base.minimumResolution }
+  func sleep(until deadline: Base.Instant, tolerance: Duration?) async throws {
+    deadlines.append(deadline)
+    armed.open()
+    try await base.sleep(until: deadline, tolerance: tolerance)
+  }
+}
 
 /// Long enough never to pass during a test: tests using it never wait for it.
 private let never = Duration.seconds(3600)
@@ -164,9 +180,40 @@ struct TimeoutTests {
     #expect(error3?.code == .invalidArgument)
   }
 
+  /// A huge duration must not overflow into a deadline in the past (the body would start cancelled) or a near one
+  /// (the timer would fire): the body waits at a cancellation point until the timer is armed and must not be
+  /// cancelled, and the timer's first sleep must aim far away.
   @Test func aHugeDurationMeansEffectivelyNoTimeout() async throws {
-    #expect(try await withTimeout(.seconds(Int64.max)) { 1 } == 1)
-    #expect(try await moveOnAfter(.seconds(Int64.max), clock: SuspendingClock()) { 2 } == 2)
+    let continuous = ArmingClock(base: ContinuousClock())
+    let start = continuous.now
+    let cancelled = try await withTimeout(.seconds(Int64.max), clock: continuous) {
+      try await continuous.armed.waitUnlessCancelled()
+      await Task.yield()
+      return Task.isCancelled
+    }
+    #expect(cancelled == false)
+    #expect(continuous.deadlines.all.allSatisfy { $0 > start.advanced(by: .seconds(365 * 86_400)) })
+
+    let suspending = ArmingClock(base: SuspendingClock())
+    let moved = try await moveOnAfter(.seconds(Int64.max), clock: suspending) {
+      try await suspending.armed.waitUnlessCancelled()
+      await Task.yield()
+      return Task.isCancelled
+    }
+    #expect(moved == false, "nil: the huge timeout fired; true: the body was cancelled")
+  }
+
+  /// In virtual time the timer really runs: a body sleeping a billion seconds is not cut short.
+  @Test func aHugeDurationDoesNotCutShortABodyThatSleepsABillionVirtualSeconds() async throws {
+    let (cancelled, end) = try await withVirtualTime { clock in
+      let cancelled = try await withTimeout(.seconds(Int64.max), clock: clock) {
+        try await clock.sleep(for: .seconds(1_000_000_000))
+        return Task.isCancelled
+      }
+      return (cancelled, clock.now.offset)
+    }
+    #expect(cancelled == false)
+    #expect(end == .seconds(1_000_000_000))
   }
 
   @Test func timeoutErrorDescribesTheDurationAndDeadline() {

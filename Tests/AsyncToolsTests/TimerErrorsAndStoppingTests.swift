@@ -1,9 +1,26 @@
 import AsyncTools
 import AsyncToolsTesting
+import Logging
 import Testing
 
 private typealias Log = TimerFixtures.Log
 private typealias TickFailure = TimerFixtures.TickFailure
+
+/// Records every log line as `<level> <message> tick=<tick> <error>`.
+private struct RecordingLogHandler: LogHandler {
+  let log: Log<String>
+  var metadata: Logger.Metadata = [:]
+  var logLevel: Logger.Level = .trace
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+  func log(event: LogEvent) {
+    let tick = event.metadata?["tick"].map { "\($0)" } ?? "-"
+    let error = event.metadata?["error"].map { "\($0)" } ?? "-"
+    log.append("\(event.level) \(event.message) tick=\(tick) \(error)")
+  }
+}
 
 /// Long enough never to pass during a test.
 private let never = Duration.seconds(3600)
@@ -33,15 +50,22 @@ struct TimerErrorsAndStoppingTests {
 
   @Test func aFailingTickWithoutAHandlerIsLoggedAndTheTimerLivesOn() async throws {
     let ticks = Log<Int>()
-    try await withVirtualTime { clock in
-      try await withTimer(every: .ms(100), clock: clock) { tick in
-        ticks.append(tick.number)
-        throw TickFailure(id: tick.number)
-      } body: {
-        try await clock.sleep(for: .ms(250))
+    let logged = Log<String>()
+    let logger = Logger(label: "AsyncTools.Timer") { _ in RecordingLogHandler(log: logged) }
+    try await TimerLogging.$logger.withValue(logger) {
+      try await withVirtualTime { clock in
+        try await withTimer(every: .ms(100), clock: clock) { tick in
+          ticks.append(tick.number)
+          throw TickFailure(id: tick.number)
+        } body: {
+          try await clock.sleep(for: .ms(250))
+        }
       }
     }
     #expect(ticks.all == [0, 1, 2])
+    // One error-level line per failing tick, naming the tick and the error.
+    let expected = (0...2).map { "error timer tick failed; the timer keeps running tick=\($0) \(TickFailure(id: $0))" }
+    #expect(logged.all == expected)
   }
 
   @Test func theCancellationErrorOfACancelledTickIsNotReported() async throws {

@@ -63,7 +63,8 @@ struct TimerStressTests {
     let stopAt = Duration.milliseconds(Int.random(in: 0...2000, using: &random))
     let structured = Bool.random(using: &random)
     let context = Comment(
-      rawValue: "seed \(seed): \(policy), \(schedule), every \(interval), initialDelay \(initialDelay), "
+      rawValue: "\(Stress.replay(seed: seed, iterations: 1)): \(policy), \(schedule), every \(interval), "
+        + "initialDelay \(initialDelay), "
         + "stop at \(stopAt), \(structured ? "withTimer" : "PeriodicTimer")")
 
     let stats = Locked(Stats())

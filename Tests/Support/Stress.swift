@@ -67,6 +67,38 @@ package enum Stress {
     #endif
   }
 
+  /// Bytes the C allocator has handed out and not got back: the arenas' current size plus mmapped blocks, minus the
+  /// free chunks it keeps (glibc's `malloc_info`, found at run time: `malloc.h` is not part of Swift's Glibc module);
+  /// `nil` where it cannot be read. Unlike the resident set, it does not count freed memory the allocator keeps, so
+  /// it tells a leak from fragmentation.
+  package static func heapInUseBytes() -> Int? {
+    #if canImport(Glibc)
+      typealias MallocInfo = @convention(c) (Int32, UnsafeMutablePointer<FILE>?) -> Int32
+      guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_info") else { return nil }
+      let mallocInfo = unsafeBitCast(symbol, to: MallocInfo.self)
+      var buffer: UnsafeMutablePointer<CChar>?
+      var size = 0
+      guard let stream = open_memstream(&buffer, &size) else { return nil }
+      let status = mallocInfo(0, stream)
+      fclose(stream)
+      defer { free(buffer) }
+      guard status == 0, let buffer else { return nil }
+      let xml = String(cString: buffer)
+      // The totals over every arena follow the last `</heap>`.
+      guard let totals = xml.ranges(of: "</heap>").last.map({ xml[$0.upperBound...] }) else { return nil }
+      func bytes(_ tag: String) -> Int {
+        guard let start = totals.firstRange(of: tag) else { return 0 }
+        let rest = totals[start.upperBound...]
+        guard let sizeStart = rest.firstRange(of: "size=\"") else { return 0 }
+        return Int(rest[sizeStart.upperBound...].prefix { $0.isNumber }) ?? 0
+      }
+      return bytes("<system type=\"current\"") + bytes("<total type=\"mmap\"")
+        - bytes("<total type=\"fast\"") - bytes("<total type=\"rest\"")
+    #else
+      return nil
+    #endif
+  }
+
   private static func environment(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
   }

@@ -64,6 +64,16 @@ func registerProcessTestEntries() {
   }
   // Waits for signals with default dispositions.
   entry("sleep") { _ in sleepForever() }
+  // Says on fd 3 when SIGTERM arrives ("died by SIGTERM"), after saying "armed" once its handler is installed.
+  entry("report-sigterm") { _ in
+    Glibc.signal(SIGTERM) { _ in
+      let message: StaticString = "died by SIGTERM\n"
+      _ = write(3, message.utf8Start, message.utf8CodeUnitCount)
+      _exit(0)
+    }
+    writeAll("armed\n", to: 3)
+    sleepForever()
+  }
   // Installs a SIGTERM handler that exits with 101, then says so on fd 3.
   entry("sigterm-101") { _ in
     Glibc.signal(SIGTERM) { _ in _exit(101) }
@@ -101,11 +111,12 @@ func registerProcessTestEntries() {
       options: .init(parentDeathSignal: Int32(arguments[0])!, readinessTimeout: nil))
     return 99
   }
-  // Forks a grandchild ("sleep") with parent-death signal arguments[0], writes its pid to fd 3,
-  // then sleeps: the test kills this process and checks the grandchild dies too.
+  // Forks a grandchild ("report-sigterm", sharing fd 3) with parent-death signal arguments[0], writes its pid to
+  // fd 3, then sleeps: the test kills this process and checks the grandchild dies too, and by which signal.
   entry("spawn-grandchild") { arguments in
     let signal = Int32(arguments[0])!
-    let grandchild = try await ChildProcess.fork(entry: "sleep", options: .init(parentDeathSignal: signal))
+    let grandchild = try await ChildProcess.fork(
+      entry: "report-sigterm", fileDescriptors: [3: 3], options: .init(parentDeathSignal: signal))
     writeAll("\(grandchild.pid)\n", to: 3)
     sleepForever()
   }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Runs the operations concurrently and hands `body` their outcomes in completion order
 /// (aiotools' `as_completed_safe`). When `body` ends — normally, by `break`, by throwing, or
 /// because the caller was cancelled — the operations still running are cancelled **and awaited**
@@ -22,7 +24,8 @@
 /// - The sequence finishes after one element per operation. If the calling task is cancelled,
 ///   the operations are cancelled with it and their outcomes (usually `CancellationError`) keep
 ///   arriving; the iteration may also end early, as any `AsyncStream` does in a cancelled task.
-/// - The sequence is only valid inside `body`; iterated after the scope ended, it is empty.
+/// - The sequence is only valid inside `body`; iterated after the scope ended, it is empty: outcomes `body` did not
+///   read are dropped when the scope ends (also by a sequence or an iterator that escaped `body`).
 /// - Returns or throws whatever `body` returns or throws, after the wait.
 public func withAsCompletedSafe<T: Sendable, R, Failure: Error>(
   _ operations: [@Sendable () async throws -> T],
@@ -30,6 +33,7 @@ public func withAsCompletedSafe<T: Sendable, R, Failure: Error>(
   body: (AsCompletedSafeResults<T>) async throws(Failure) -> R
 ) async throws(Failure) -> R {
   let (stream, continuation) = AsyncStream.makeStream(of: Result<T, any Error>.self)
+  let scopeEnd = AsCompletedSafeScopeEnd()
   let outcome = await withTaskGroup(
     of: Void.self, returning: Result<R, Failure>.self, isolation: isolation
   ) { group in
@@ -42,7 +46,8 @@ public func withAsCompletedSafe<T: Sendable, R, Failure: Error>(
     }
     let outcome: Result<R, Failure>
     do throws(Failure) {
-      outcome = .success(try await body(AsCompletedSafeResults(stream: stream, count: operations.count)))
+      outcome = .success(
+        try await body(AsCompletedSafeResults(stream: stream, count: operations.count, scopeEnd: scopeEnd)))
     } catch {
       outcome = .failure(error)
     }
@@ -50,8 +55,20 @@ public func withAsCompletedSafe<T: Sendable, R, Failure: Error>(
     group.cancelAll()
     return outcome
   }
+  // Every operation has ended, so every outcome is in the stream. End the scope for escaped iterators first, then
+  // drop what `body` did not read: a finished stream hands out its buffer without suspending.
+  scopeEnd.end()
   continuation.finish()
+  var unread = stream.makeAsyncIterator()
+  while await unread.next(isolation: isolation) != nil {}
   return try outcome.get()
+}
+
+/// Set once the scope of ``withAsCompletedSafe(_:isolation:body:)`` has ended: from then on its sequence is empty.
+final class AsCompletedSafeScopeEnd: Sendable {
+  private let ended = Atomic<Bool>(false)
+  var hasEnded: Bool { ended.load(ordering: .acquiring) }
+  func end() { ended.store(true, ordering: .releasing) }
 }
 
 /// The outcomes of the operations given to ``withAsCompletedSafe(_:isolation:body:)``, in
@@ -64,10 +81,11 @@ public struct AsCompletedSafeResults<T: Sendable>: AsyncSequence, Sendable {
 
   let stream: AsyncStream<Element>
   let count: Int
+  let scopeEnd: AsCompletedSafeScopeEnd
 
   /// Creates an iterator; iterate the sequence once.
   public func makeAsyncIterator() -> AsyncIterator {
-    AsyncIterator(base: stream.makeAsyncIterator(), remaining: count)
+    AsyncIterator(base: stream.makeAsyncIterator(), remaining: count, scopeEnd: scopeEnd)
   }
 
   /// Iterates the outcomes; ends after one element per operation.
@@ -77,12 +95,13 @@ public struct AsCompletedSafeResults<T: Sendable>: AsyncSequence, Sendable {
 
     var base: AsyncStream<Element>.Iterator
     var remaining: Int
+    let scopeEnd: AsCompletedSafeScopeEnd
 
     /// The next outcome in completion order, or `nil` once every operation's outcome was
     /// delivered (or the scope ended, or the calling task was cancelled).
     public mutating func next() async -> Element? {
-      guard remaining > 0 else { return nil }
-      guard let element = await base.next() else {
+      guard remaining > 0, !scopeEnd.hasEnded else { return nil }
+      guard let element = await base.next(), !scopeEnd.hasEnded else {
         remaining = 0
         return nil
       }
@@ -92,8 +111,8 @@ public struct AsCompletedSafeResults<T: Sendable>: AsyncSequence, Sendable {
 
     /// The next outcome in completion order, staying on the caller's actor.
     public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
-      guard remaining > 0 else { return nil }
-      guard let element = await base.next(isolation: actor) else {
+      guard remaining > 0, !scopeEnd.hasEnded else { return nil }
+      guard let element = await base.next(isolation: actor), !scopeEnd.hasEnded else {
         remaining = 0
         return nil
       }

@@ -116,7 +116,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
       if let onError {
         onError(error, tick)
       } else {
-        timerLogger.error(
+        TimerLogging.logger.error(
           "timer tick failed; the timer keeps running",
           metadata: ["tick": "\(tick.number)", "error": "\(String(reflecting: error))"])
       }
@@ -124,8 +124,11 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
   }
 }
 
-/// Where tick failures go when no `onError` handler is given.
-let timerLogger = Logger(label: "AsyncTools.Timer")
+/// Where tick failures go when no `onError` handler is given: `Logger(label: "AsyncTools.Timer")`. Task-local, so a
+/// test can see what a timer logs; the timer's tasks inherit it from the task that starts the timer.
+package enum TimerLogging {
+  @TaskLocal package static var logger = Logger(label: "AsyncTools.Timer")
+}
 
 extension PeriodicTimer {
   /// The argument checks every timer entry point shares; the messages name the offending parameter.
