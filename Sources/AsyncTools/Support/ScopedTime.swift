@@ -20,4 +20,20 @@ package enum ScopedTime {
 
   /// The executor preference for an unstructured task AsyncTools starts on behalf of the caller.
   package static var taskExecutor: (any TaskExecutor)? { source?.taskExecutor }
+
+  /// Starts an unstructured task on the scope's ``taskExecutor``, or a plain `Task` outside such a
+  /// scope.
+  ///
+  /// `Task(executorPreference: nil)` is not the same as `Task {}`: the runtime still marks the task
+  /// as having an executor preference, and then every enqueue, resumption and child creation of
+  /// that task looks the preference up under the task's status-record lock, walking its records
+  /// (a task-group record included). For a long-lived task that suspends often — a timer's loop —
+  /// that lookup was the largest single cost per tick (issue #16 item 9), so the preference is
+  /// only given when there is one.
+  package static func startTask(_ operation: sending @escaping () async -> Void) -> Task<Void, Never> {
+    if let executor = taskExecutor {
+      return Task(executorPreference: executor, operation: operation)
+    }
+    return Task(operation: operation)
+  }
 }

@@ -83,7 +83,7 @@ public final class PeriodicTimer: Sendable {
     let engine = try TimerEngine(
       interval: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
       onError: onError, logger: logger, metrics: metrics, body: tick)
-    return PeriodicTimer(task: Task(executorPreference: ScopedTime.taskExecutor) { await engine.run() })
+    return PeriodicTimer(task: ScopedTime.startTask { await engine.run() })
   }
 
   /// Starts a timer on ``DefaultClock``; see
