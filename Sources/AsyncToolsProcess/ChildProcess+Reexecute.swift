@@ -38,8 +38,7 @@ extension ChildProcess {
     guard asynctools_pipe2(&pipeFDs, O_CLOEXEC | O_NONBLOCK) == 0 else {
       throw ProcessError.systemCallFailed("pipe2", errno: errno)
     }
-    let readiness = Readiness(fd: pipeFDs[0])
-    let writeEnd = pipeFDs[1]
+    let (readEnd, writeEnd) = (pipeFDs[0], pipeFDs[1])
     defer { close(writeEnd) }  // once spawned only the child holds it: its exit is end of file
     // The child's end goes right above every descriptor the caller passes.
     let readyFD = max(2, fileDescriptors.keys.max() ?? 2) + 1
@@ -54,10 +53,15 @@ extension ChildProcess {
       executable: executable, arguments: argv, environment: variables, workingDirectory: workingDirectory,
       fileDescriptors: descriptors, closeOtherDescriptors: options.closeOtherDescriptors,
       processGroup: options.processGroup, blockedSignals: options.blockedSignals)
-    try request.validateStrings()
-    let child = try await launch(request, usePidfd: options.usePidfd)
-    readiness.child = child
-    return (child, readiness)
+    let child: ChildProcess
+    do {
+      try request.validateStrings()
+      child = try await launch(request, usePidfd: options.usePidfd)
+    } catch {
+      close(readEnd)
+      throw error
+    }
+    return (child, Readiness(fd: readEnd, child: child))
   }
 
   /// `/proc/self/exe`: the running program, even if its file was replaced or deleted since it started.
@@ -78,8 +82,7 @@ extension ChildProcess {
   /// died) cannot hang the parent, and against an optional timeout, so one that hangs cannot either.
   ///
   /// Holds the parent's end of the pipe and closes it when released.
-  package final class Readiness: @unchecked Sendable {
-    // @unchecked: `child` is written once, by `reexecute`, before the object is shared.
+  package final class Readiness: Sendable {
     package enum Outcome: Sendable, Hashable {
       /// The child wrote its ready byte.
       case ready
@@ -92,9 +95,12 @@ extension ChildProcess {
     }
 
     private let fd: Int32
-    fileprivate var child: ChildProcess?
+    private let child: ChildProcess
 
-    fileprivate init(fd: Int32) { self.fd = fd }
+    fileprivate init(fd: Int32, child: ChildProcess) {
+      self.fd = fd
+      self.child = child
+    }
 
     deinit { close(fd) }
 
@@ -108,7 +114,7 @@ extension ChildProcess {
     /// - Throws: `CancellationError` when the calling task is cancelled;
     ///   ``ProcessError/statusUnavailable(pid:)`` if someone else reaped the child.
     package func wait(timeout: Duration?) async throws -> Outcome {
-      guard let child else { return .notReady }
+      let child = self.child
       let monitor = try ProcessMonitor.shared()
       let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
       let fd = self.fd

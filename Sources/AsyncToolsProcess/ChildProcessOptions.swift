@@ -47,7 +47,8 @@ extension ChildProcess {
     /// How long ``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)`` waits
     /// for the child to report that it is ready. A child that is not ready in time is killed with
     /// SIGKILL and reaped, and the call throws ``ProcessError/readinessTimedOut(_:)``. `nil` waits
-    /// as long as it takes (a child that dies is still noticed at once). Must be positive.
+    /// as long as it takes (a child that dies is still noticed at once). Must be positive and at most
+    /// 1,000,000,000 seconds.
     /// Default: 30 seconds. Ignored for external executables, which have no handshake.
     public var readinessTimeout: Duration?
 
@@ -68,8 +69,7 @@ extension ChildProcess {
       self.closeOtherDescriptors = closeOtherDescriptors
       self.parentDeathSignal = parentDeathSignal
       self.usePidfd = usePidfd
-      self.blockedSignals = blockedSignals
-      self.readinessTimeout = readinessTimeout
+      (self.blockedSignals, self.readinessTimeout) = (blockedSignals, readinessTimeout)
     }
 
     func validate() throws(AsyncToolsError) {
@@ -79,7 +79,7 @@ extension ChildProcess {
       if let signal = blockedSignals.first(where: { !(1...64).contains($0) }) {
         throw .invalidArgument("blockedSignals must hold signal numbers in 1...64, got \(signal)")
       }
-      try readinessTimeout?.requirePositive("readinessTimeout")
+      try readinessTimeout?.requireTimeout("readinessTimeout")
     }
   }
 }

@@ -173,7 +173,9 @@ struct AcceptLoop: Sendable {
 
   /// Returns when accepting ends: stopped, the socket no longer listens, or nobody consumes.
   mutating func run() {
-    var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
+    var fds = [
+      pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+    ]
     while true {
       // While backing off, only the wake pipe is watched: the socket stays readable meanwhile.
       let timeout = backoff.map { CInt($0 / .milliseconds(1)) } ?? -1

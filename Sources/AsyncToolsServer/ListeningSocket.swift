@@ -52,7 +52,23 @@ final class ListeningSocket: Sendable {
     }
     self.fd = fd
     self.port = Self.localPort(fd) ?? address.port
+    self.adopted = false  // prod
   }
+
+  /// Adopts a socket that is already listening (socket activation); it becomes close-on-exec.
+  /// `port` is 0 when the socket is not TCP. (prod: SystemdSocketActivation.swift)
+  init(adopting fd: CInt) {
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    self.fd = fd
+    self.port = Self.localPort(fd) ?? 0
+    self.adopted = true
+  }
+
+  /// Whether the socket was passed in (systemd, an inherited descriptor) rather than bound here.
+  /// Such a socket is shared with whoever passed it — systemd keeps listening on it to start the
+  /// next instance of the service — so the server only closes its descriptors, and must never
+  /// `shutdown(2)` it: that would stop the socket for systemd too. (prod)
+  let adopted: Bool
 
   deinit { close(fd) }
 
@@ -61,7 +77,11 @@ final class ListeningSocket: Sendable {
   /// connections (`ECONNREFUSED`) and resets the ones still queued, where a socket merely left
   /// open in the main process would let them hang in the backlog; each worker's accept loop sees
   /// the socket is no longer listening and ends. Idempotent.
+  ///
+  /// Not on an ``adopted`` socket: systemd keeps it to start the next instance of the service, so
+  /// connections arriving during the stop wait in its queue for that instance instead. (prod)
   func stopListening() {
+    guard !adopted else { return }  // prod: socket activation
     _ = shutdown(fd, CInt(SHUT_RDWR))
   }
 

@@ -12,11 +12,17 @@ public struct ServerConfiguration: Sendable {
   /// Where workers run.
   public enum Mode: Sendable, Hashable, CustomStringConvertible {
     /// Each worker is a process: this executable re-executed, reaching `startServer` again and
-    /// running the worker body there (default). Workers are isolated: a crash or a leak in one does
-    /// not take the others down, and the operating system spreads them over all cores.
+    /// running the worker body there (default). Workers are isolated: a crash or a leak in one
+    /// cannot corrupt or kill the others' processes, and the operating system spreads them over all
+    /// cores. What the *server* does when one dies is ``onWorkerFailure``: by default
+    /// (``WorkerFailurePolicy/stopServer``) it stops the other workers too and exits with status 1;
+    /// ``WorkerFailurePolicy/restart(maxRestarts:within:)`` replaces the dead worker while the
+    /// others keep serving, ``WorkerFailurePolicy/ignore`` lets the others go on.
     case processes
     /// Each worker is a task in this process (on Swift's cooperative thread pool), like aiotools'
-    /// old `use_threading`. Cheaper to start and debug; one crash takes every worker down.
+    /// old `use_threading`. Cheaper to start and debug; one crash takes every worker down. A task
+    /// cannot be killed: a forced stop cancels it and, if it ignores that for 50 ms, *abandons* it —
+    /// `startServer` returns ``ServerExit/forceStopped(_:)`` and the process should exit.
     case threads
 
     public var description: String {
@@ -52,6 +58,9 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// The listen backlog: connections the kernel queues while no worker accepts. Default 511.
     public var backlog: Int
+    /// Bind `host:port`, or take a socket from systemd or an inherited descriptor (see
+    /// ``systemdSocket(named:)``). Default ``Source/bind``.
+    public var source: Source = .bind  // prod: socket activation (SystemdSocketActivation.swift)
 
     /// Creates a listen address.
     public init(host: String = "127.0.0.1", port: Int, backlog: Int = 511) {
@@ -60,7 +69,9 @@ public struct ServerConfiguration: Sendable {
       self.backlog = backlog
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String {
+      inheritedDescription ?? (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")  // prod
+    }
   }
 
   /// Processes or threads. Default ``Mode/processes``.
@@ -73,22 +84,32 @@ public struct ServerConfiguration: Sendable {
   public var stopSignals: [UnixSignal] = [.sigint, .sigterm]
   /// The signal that performs a rolling restart (beyond aiotools; gunicorn's and uvicorn's
   /// SIGHUP): one worker at a time, a fresh worker is started and, once it is ready, an old one is
-  /// stopped with the default stop signal and awaited; the next follows. With the shared listening
-  /// socket no connection is refused or dropped meanwhile. `nil` disables it; must not be a stop
-  /// signal. Default `.sighup` (workers lead their own process groups, so a terminal's hang-up
-  /// reaches only the main process).
+  /// stopped with the default stop signal and awaited — cancelled after
+  /// ``gracefulShutdownTimeout`` and killed after ``waitTimeout``, as in a stop; the next follows.
+  /// With the shared listening socket no connection is refused meanwhile, and a worker that drains
+  /// (``WorkerContext/serveConnections(drain:_:)``) answers the requests in flight. The signal
+  /// arriving during a restart is queued: one more restart follows the current one (further ones
+  /// are logged and merged into it); while stopping, it is logged and ignored. `nil` disables it;
+  /// must not be a stop signal. Default `.sighup` (workers lead their own process groups, so a
+  /// terminal's hang-up reaches only the main process).
   public var restartSignal: UnixSignal? = .sighup
   /// Phase one of the shutdown (aiotools #33): how long workers may take after receiving the stop
   /// signal before they are cancelled (threads: their task is cancelled; processes: they receive
-  /// the stop signal a second time, which cancels the worker body). `nil` (default): no
-  /// cancellation phase, wait for ``waitTimeout``.
+  /// the stop signal a second time, which cancels the worker body). This is the time requests in
+  /// flight get to be answered: ``ConnectionDrain/drain()`` closes idle connections at once and
+  /// the busy ones when cancelled. `nil` (default): no cancellation phase, wait for
+  /// ``waitTimeout``.
   public var gracefulShutdownTimeout: Duration? = nil
   /// How long after the first stop signal the main process waits for the workers before it
-  /// SIGKILLs the ones still running (threads mode cannot kill a task: it cancels them and keeps
-  /// waiting). `nil` (default, as aiotools): wait as long as it takes; a second stop signal still
-  /// forces the stop.
+  /// SIGKILLs the ones still running (threads mode cannot kill a task: it cancels it, and abandons
+  /// it 50 ms later if it has not ended). The server then returns ``ServerExit/forceStopped(_:)``
+  /// (exit status 2). `nil` (default, as aiotools): wait as long as it takes; a second stop signal
+  /// still forces the stop the same way.
   public var waitTimeout: Duration? = nil
-  /// What a failing worker does to the server. Default ``WorkerFailurePolicy/stopServer``.
+  /// What a failing worker (one that throws, exits non-zero, or is killed by a signal the server
+  /// did not send, such as an operator's `kill -9`) does to the server. Default
+  /// ``WorkerFailurePolicy/stopServer``: the other workers are stopped too, and `startServer`
+  /// returns ``ServerExit/workerFailed(_:)`` (exit status 1).
   public var onWorkerFailure: WorkerFailurePolicy = .stopServer
   /// When `true`, ``WorkerContext/stopSignal()`` returns at once with the default stop signal, so
   /// each worker sets up, tears down and ends; the server ends when all have (aiotools'
@@ -97,7 +118,8 @@ public struct ServerConfiguration: Sendable {
   /// Arguments appended, after the main context's values, to what every worker receives in
   /// ``WorkerContext/arguments``. Default empty.
   public var arguments: [String] = []
-  /// The socket the main process binds and shares with every worker. Default `nil` (none).
+  /// The socket the main process binds (or takes from systemd, see
+  /// ``ListenAddress/systemdSocket(named:)``) and shares with every worker. Default `nil` (none).
   public var listen: ListenAddress? = nil
   /// Whether the main process (and each worker process) traps ``stopSignals`` from the operating
   /// system. Set it to `false` when embedding the server in a process that handles its own signals
@@ -122,20 +144,23 @@ public struct ServerConfiguration: Sendable {
     stopSignals.contains(.sigterm) ? .sigterm : (stopSignals.first ?? .sigterm)
   }
 
-  /// Throws `AsyncToolsError` (`.invalidArgument`) naming the first field out of range.
+  /// Throws `AsyncToolsError` (`.invalidArgument`) naming the first field out of range. Durations
+  /// must be positive and at most 1,000,000,000 seconds (a longer one could not be slept for: the
+  /// clock's deadline would overflow).
   public func validate() throws(AsyncToolsError) {
     if numWorkers < 1 { throw .invalidArgument("numWorkers must be at least 1, got \(numWorkers)") }
     if stopSignals.isEmpty { throw .invalidArgument("stopSignals must not be empty") }
     if let restartSignal, stopSignals.contains(restartSignal) {
       throw .invalidArgument("restartSignal \(restartSignal) must not also be a stop signal")
     }
-    if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requirePositive("gracefulShutdownTimeout") }
-    if let waitTimeout { try waitTimeout.requirePositive("waitTimeout") }
+    if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requireTimeout("gracefulShutdownTimeout") }
+    if let waitTimeout { try waitTimeout.requireTimeout("waitTimeout") }
     if case .restart(let maxRestarts, let window) = onWorkerFailure {
       if maxRestarts < 1 { throw .invalidArgument("maxRestarts must be at least 1, got \(maxRestarts)") }
-      try window.requirePositive("restart window")
+      try window.requireTimeout("restart window")
     }
     if let listen {
+      try listen.validateSource()  // prod: socket activation
       if !(0...65535).contains(listen.port) {
         throw .invalidArgument("listen port must be in 0...65535, got \(listen.port)")
       }

@@ -40,6 +40,8 @@ public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
   case stopped(UnixSignal)
   /// A stop signal stopped the server, but at least one worker had to be killed: it outlived
   /// ``ServerConfiguration/waitTimeout`` or a second stop signal forced the stop. Exit status 2.
+  /// In threads mode a killed worker that ignores its cancellation is abandoned, still running:
+  /// exit the process with ``exitCode`` to end it.
   case forceStopped(UnixSignal)
   /// Every worker ended on its own without failing (run to completion, or every body returned):
   /// the server stopped by itself. Exit status 0.
@@ -74,7 +76,9 @@ public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
 public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
   /// What went wrong.
   public struct Code: Hashable, Sendable, CustomStringConvertible {
-    fileprivate enum Base: Hashable, Sendable { case addressInUse, bindFailed, workerLaunchFailed, notListening }
+    fileprivate enum Base: Hashable, Sendable {
+      case addressInUse, bindFailed, workerLaunchFailed, notListening, socketActivationFailed
+    }
     fileprivate var base: Base
     /// The listen address is already taken by another socket (`EADDRINUSE`).
     public static let addressInUse = Code(base: .addressInUse)
@@ -85,6 +89,9 @@ public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A descriptor handed to ``AcceptedConnections`` is not a listening socket, or a worker asked
     /// for connections of a server without ``ServerConfiguration/listen``.
     public static let notListening = Code(base: .notListening)
+    /// The socket to take from systemd (or an inherited descriptor) is missing, meant for another
+    /// process, or not a listening stream socket.
+    public static let socketActivationFailed = Code(base: .socketActivationFailed)
 
     public var description: String {
       switch base {
@@ -92,6 +99,7 @@ public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
       case .bindFailed: "bind failed"
       case .workerLaunchFailed: "worker launch failed"
       case .notListening: "not listening"
+      case .socketActivationFailed: "socket activation failed"
       }
     }
   }

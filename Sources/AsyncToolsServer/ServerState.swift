@@ -50,6 +50,8 @@ struct ServerState {
     /// Stop listening on the shared socket in every process: new connections are refused.
     case stopListening
     case log(Logger.Level, String)
+    /// Tell the lifecycle observer (prod: systemd notification, ``ServerLifecycleObserver``).
+    case lifecycle(ServerLifecycleEvent)
     /// Every worker has ended: the server ends with this.
     case finish(ServerExit)
   }
@@ -153,7 +155,7 @@ struct ServerState {
     actions.append(.log(.error, "worker \(index) could not be started: \(message)"))
     if rolling?.fresh == slot {
       actions.append(.log(.error, "rolling restart aborted: the fresh worker \(index) could not be started"))
-      endRolling()
+      endRolling(completed: false)
     } else if case .running = phase {
       beginStop(settings.defaultStopSignal, failure: .startupFailed(index: index, message: message))
     }
@@ -175,6 +177,7 @@ struct ServerState {
 
   private mutating func beginStop(_ signal: UnixSignal, failure: WorkerFailure?) {
     phase = .stopping(signal: signal, failure: failure)
+    actions.append(.lifecycle(.stopBegan(signal)))  // prod: observer
     if rolling != nil || restartQueued { actions.append(.log(.notice, "rolling restart abandoned: the server stops")) }
     rolling = nil
     restartQueued = false
@@ -216,6 +219,7 @@ struct ServerState {
       let old = live.filter { !slots[$0].retiring }
       actions.append(.log(.notice, "rolling restart of \(old.count) worker(s)"))
       rolling = Rolling(pending: old, fresh: nil, retiring: nil)
+      actions.append(.lifecycle(.restartBegan(workers: old.count)))  // prod: observer
       rollNext()
     case .stopping, .finished:
       actions.append(.log(.notice, "ignoring \(signal): the server is stopping"))
@@ -228,7 +232,7 @@ struct ServerState {
     current.pending.removeAll { slots[$0].state == .exited }
     guard let old = current.pending.first else {
       actions.append(.log(.notice, "rolling restart done"))
-      endRolling()
+      endRolling(completed: true)
       return
     }
     let fresh = slots.count
@@ -240,8 +244,9 @@ struct ServerState {
   }
 
   /// Ends the rolling restart (done or aborted) and starts the queued one, if any.
-  private mutating func endRolling() {
+  private mutating func endRolling(completed: Bool) {
     rolling = nil
+    actions.append(.lifecycle(.restartEnded(completed: completed)))  // prod: observer
     if restartQueued, case .running = phase, let signal = settings.restartSignal {
       restartQueued = false
       actions.append(.log(.notice, "starting the queued rolling restart"))
@@ -266,6 +271,8 @@ struct ServerState {
     if slots[slot].state == .starting {
       slots[slot].state = .ready
       actions.append(.log(.info, "worker \(slots[slot].index) is ready"))
+      let (ready, total) = (slots.filter { $0.state == .ready }.count, slots.filter { $0.state != .exited }.count)
+      actions.append(.lifecycle(.workerReady(ready: ready, live: total)))  // prod: observer
     }
     guard let current = rolling, current.fresh == slot, let old = current.pending.first else { return }
     rolling?.pending.removeFirst()
@@ -287,8 +294,9 @@ struct ServerState {
       return
     }
     if rolling?.fresh == slot {
-      actions.append(.log(.error, "rolling restart aborted: the fresh worker \(slots[slot].index) ended before it was ready"))
-      endRolling()
+      let index = slots[slot].index
+      actions.append(.log(.error, "rolling restart aborted: the fresh worker \(index) ended before it was ready"))
+      endRolling(completed: false)
     }
     rolling?.pending.removeAll { $0 == slot }
     guard case .failed(let failure) = outcome, !slots[slot].killed else {
@@ -343,7 +351,8 @@ struct ServerState {
     case .killGrace:
       for slot in live where slots[slot].killed {
         actions.append(
-          .log(.error, "worker \(slots[slot].index) ignores its cancellation: abandoned (the process must exit to end it)"))
+          .log(
+            .error, "worker \(slots[slot].index) ignores its cancellation: abandoned (the process must exit to end it)"))
         actions.append(.abandon(slot: slot))
       }
     }

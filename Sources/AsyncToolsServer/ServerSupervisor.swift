@@ -20,6 +20,8 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
   let continuation: AsyncStream<SupervisorEvent>.Continuation
   /// Stops listening on the shared socket (every process shares it): new connections are refused.
   let stopListening: @Sendable () -> Void
+  /// Told of readiness, rolling restarts and the stop (prod: systemd notification).
+  var observer: (any ServerLifecycleObserver)? = nil
 
   func run() async -> ServerExit {
     var state = ServerState(ServerState.Settings(configuration, processCount: processCount))
@@ -67,6 +69,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
       }
     case .stopListening: stopListening()
     case .log(let level, let message): configuration.logger.log(level: level, "\(message)")
+    case .lifecycle(let event): observer?.serverLifecycle(event)  // prod: observer
     case .finish: break
     }
     return nil

@@ -30,14 +30,17 @@ import UnixSignals
 /// binds ``ServerConfiguration/listen`` (a ``ServerError`` such as `.addressInUse` before any worker
 /// starts); traps the stop signals; runs `main`, whose ``ServerMain/runWorkers(arguments:)`` starts
 /// the workers and returns how the server ended:
-/// - the first stop signal is forwarded to every worker (through its pidfd), whose
-///   ``WorkerContext/stopSignal()`` returns it; after ``ServerConfiguration/gracefulShutdownTimeout``
-///   the workers still running are cancelled, after ``ServerConfiguration/waitTimeout`` killed;
-///   a second stop signal kills them at once;
+/// - the first stop signal makes the listening socket stop listening in every process (new
+///   connections are refused at once) and is forwarded to every worker (through its pidfd), whose
+///   ``WorkerContext/stopSignal()`` returns it (``WorkerContext/serveConnections(drain:_:)`` then
+///   drains its connections); after ``ServerConfiguration/gracefulShutdownTimeout`` the workers
+///   still running are cancelled, after ``ServerConfiguration/waitTimeout`` killed (threads mode:
+///   cancelled, then abandoned); a second stop signal kills them at once;
 /// - a failing worker stops the server, is ignored or is restarted
 ///   (``ServerConfiguration/onWorkerFailure``);
 /// - when every worker has ended, the server stops by itself;
-/// - ``ServerConfiguration/restartSignal`` (SIGHUP) replaces the workers one at a time.
+/// - ``ServerConfiguration/restartSignal`` (SIGHUP) replaces the workers one at a time (one
+///   arriving during a restart is queued).
 ///
 /// Cancelling the task that called `startServer` stops the server as the default stop signal would.
 ///
@@ -66,7 +69,7 @@ public func startServer<C: Clock<Duration>>(
     }
     await runtime.run(configuration: configuration, body: bodies.body(runtime.processIndex))
   }
-  let socket = try configuration.listen.map { address throws(ServerError) in try ListeningSocket(address) }
+  let socket = try configuration.listen.map { address throws(ServerError) in try ListeningSocket.open(address) }  // prod
   let (events, continuation) = AsyncStream.makeStream(of: SupervisorEvent.self)
   // Trapped before anything starts, so no stop signal can kill the main process with its default
   // action while workers are being spawned (aiotools blocks the signals for the same reason).
@@ -77,6 +80,8 @@ public func startServer<C: Clock<Duration>>(
       nil
     }
 
+  // prod: sd_notify when NOTIFY_SOCKET is set (readiness, reloads, stop, watchdog); `nil` otherwise.
+  let systemd = SystemdNotifier.fromEnvironment(clock: clock, logger: configuration.logger)
   let server = ServerMain(
     configuration: configuration, listeningPort: socket?.port, continuation: continuation
   ) { arguments in
@@ -91,7 +96,8 @@ public func startServer<C: Clock<Duration>>(
       }
     let supervisor = ServerSupervisor(
       configuration: configuration, processCount: numWorkers + extraProcesses.count, launcher: launcher, clock: clock,
-      events: events, continuation: continuation, stopListening: { socket?.stopListening() })
+      events: events, continuation: continuation, stopListening: { socket?.stopListening() },
+      observer: systemd)  // prod: observer
     // The loop runs in its own task so that cancelling the caller becomes a stop event instead of
     // ending the event stream under the loop's feet.
     let loop = Task { await supervisor.run() }
@@ -101,13 +107,15 @@ public func startServer<C: Clock<Duration>>(
       continuation.yield(.signal(configuration.defaultStopSignal))
     }
     await launcher.finish()
-    configuration.logger.info("server \(exit)")
+    // Debug only: the caller gets `exit` and reports it (at info, the stop was said twice).
+    configuration.logger.debug("server \(exit)")
     return exit
   }
   let result: Result<ServerExit, any Error>
   do { result = .success(try await main(server)) } catch { result = .failure(error) }
   signalForwarder?.cancel()
   await signalForwarder?.value
+  await systemd?.finish()  // prod: STOPPING=1 if not yet sent; ends the watchdog pings
   return try result.get()
 }
 

@@ -8,11 +8,14 @@ import UnixSignals
 ///
 /// ```swift
 /// try await startServer(configuration: configuration) { context in
-///   let channel = try await listen(on: context.listeningSocket!)    // set up
+///   let database = try await Database.connect()                     // set up
 ///   let signal = await context.stopSignal()                         // ready; run until stopped
-///   try await channel.close()                                        // tear down, knowing `signal`
+///   try await database.close()                                       // tear down, knowing `signal`
 /// }
 /// ```
+///
+/// A worker that serves the shared listening socket uses ``serveConnections(drain:_:)``, which
+/// waits for the stop itself and drains the connections before it returns.
 ///
 /// Calling ``stopSignal()`` is what marks the worker *ready*. Until then the worker is starting up,
 /// and a stop signal received during start-up **interrupts** it: the worker's task is cancelled
@@ -28,7 +31,8 @@ public struct WorkerContext: Sendable {
   /// when ``ServerConfiguration/listen`` is `nil`. In threads mode each worker receives its own
   /// `dup` of it.
   ///
-  /// Accept from it with ``acceptedConnections()`` and hand each connection to SwiftNIO
+  /// Serve it with ``serveConnections(drain:_:)`` (or accept from it with
+  /// ``acceptedConnections()``) and hand each connection to SwiftNIO
   /// (`ClientBootstrap.withConnectedSocket(_:)`). Adopting it into a `ServerBootstrap` in every
   /// worker (`withBoundSocket(_:)` / `bind(_ socket:…)`) works in release builds, but SwiftNIO's
   /// debug builds assert that a readable listening socket always yields a connection, which a

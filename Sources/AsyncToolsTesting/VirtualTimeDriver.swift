@@ -107,10 +107,8 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   let automatic: Bool
   let autojumpThreshold: Duration
   let deadlockTimeout: Duration
-  /// When virtual time last jumped (real time): a task that read a real clock and then scheduled
-  /// a sleep on this driver stayed runnable in between, so time did not jump in between either.
-  /// Driver thread only.
-  var epochStarted = ContinuousClock.now
+  /// When the job running on the driver thread started (real time). Driver thread only.
+  var jobStarted = ContinuousClock.now
 
   init(clock: VirtualClock, automatic: Bool, autojumpThreshold: Duration, deadlockTimeout: Duration) {
     self.clock = clock
@@ -193,28 +191,41 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   }
 
   /// The virtual delay of a runtime sleep on a real clock (`ContinuousClock`, `SuspendingClock`)
-  /// whose deadline `measured` of real time from now was computed from a real `now` reading.
+  /// whose deadline is `measured` of real time from now; `measured` was computed from a real `now`
+  /// reading.
   ///
-  /// `Clock.sleep(for:)` reads `now` just before it sleeps, and the task stays runnable until its
-  /// sleep reaches this driver, so virtual time did not jump in between: the requested duration
-  /// lies in `measured ... measured + slack`, where `slack` is the real time since the last jump
-  /// (1 ms off the driver thread). The delay is the roundest duration in that window (a multiple
-  /// of the largest power of ten from 1 s down to 1 µs), which recovers
-  /// `Task.sleep(for: .seconds(3600))` as exactly one hour.
+  /// `Clock.sleep(for:)` reads `now` and schedules the sleep within the same job, so the requested
+  /// duration is `measured` plus the real time between the reading and this call: a fraction of a
+  /// microsecond, never more than the time since the job started. The delay is the roundest
+  /// duration that fits: the first multiple of 1 s, 100 ms, … 1 µs at or above `measured` that is
+  /// less than a tenth of that unit (but at least 1 µs, and no more than the job's run time) above
+  /// it. So `Task.sleep(for: .seconds(3600))` is exactly one hour, and a duration that is a
+  /// multiple of 10 µs is exact unless the thread stalled (was preempted) for a tenth of its unit
+  /// or more between the task's clock reading and its sleep — 100 ms for whole seconds, 1 ms for
+  /// multiples of 10 ms; a longer stall can shift the sleep by up to the stall. Without a round
+  /// duration in reach, the sleep lasts until the latest deadline the reading allows.
   func virtualDelay(measured: Duration) -> Duration {
     if measured <= .zero { return .zero }
-    let slack = onDriverThread ? ContinuousClock.now - epochStarted : .milliseconds(1)
-    let (seconds, attoseconds) = measured.components
-    guard seconds < Int64.max / 1_000_000_000 - 1 else { return measured }
-    let nanos = seconds * 1_000_000_000 + (attoseconds + 999_999_999) / 1_000_000_000
-    let slackNanos = slack.components.seconds * 1_000_000_000 + slack.components.attoseconds / 1_000_000_000
-    var grain: Int64 = 1_000_000_000
-    while grain >= 1_000 {
-      let rounded = (nanos + grain - 1) / grain * grain
-      if rounded - nanos <= slackNanos { return .nanoseconds(rounded) }
-      grain /= 10
+    let ran = onDriverThread ? ContinuousClock.now - jobStarted : .microseconds(100)
+    guard let low = nanoseconds(measured, roundingUp: true), let ranNanos = nanoseconds(ran, roundingUp: true) else {
+      return measured
     }
-    return .nanoseconds(nanos)
+    var unit: Int64 = 1_000_000_000
+    while unit >= 1_000 {
+      let candidate = (low + unit - 1) / unit * unit
+      if candidate - low < min(ranNanos + 1, max(unit / 10, 1_000)) { return .nanoseconds(candidate) }
+      unit /= 10
+    }
+    // Never early: the latest the reading can have been is when the job started.
+    return .nanoseconds(low + ranNanos)
+  }
+
+  /// `duration` in whole nanoseconds, or nil if negative or beyond about 290 years.
+  private func nanoseconds(_ duration: Duration, roundingUp: Bool) -> Int64? {
+    let (seconds, attoseconds) = duration.components
+    guard seconds >= 0, seconds < Int64.max / 1_000_000_000 - 1 else { return nil }
+    let extra = roundingUp ? (attoseconds + 999_999_999) / 1_000_000_000 : attoseconds / 1_000_000_000
+    return seconds * 1_000_000_000 + extra
   }
 
   /// Wakes the driver if it is blocked waiting for foreign work (a sleeper registered from
@@ -264,6 +275,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     loop: while true {
       if batch.isEmpty { takeReadyJobs(into: &batch) }
       if let key = batch.popFirst() {
+        jobStarted = .now
         // On this executor as a task executor: tasks that prefer it stay, and runtime sleeps and
         // yields of the job reach `enqueue(_:at:…)` / `enqueue(_:)`.
         unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: taskExecutor)
@@ -276,7 +288,6 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
         continue loop
       case .sleepers(let sleepers):
-        epochStarted = ContinuousClock.now
         for sleeper in sleepers {
           switch sleeper {
           case .continuation(let continuation): continuation.resume()

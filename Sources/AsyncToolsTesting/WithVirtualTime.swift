@@ -52,19 +52,31 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 /// }
 /// ```
 ///
-/// What runs in virtual time: the body, its child tasks (`async let`, task groups), unstructured
-/// `Task {}` / `Task.detached` it creates, default actors they call, and wake-ups of those tasks
-/// that come from other threads. Their order is deterministic: jobs run first-in first-out, and
-/// sleepers due at the same instant wake in the order they started sleeping, so the same program
-/// produces the same event log and the same virtual timestamps on every run.
+/// What runs in virtual time: the body, its child tasks (`async let`, task groups, immediate
+/// children), unstructured `Task {}` / `Task.detached` it creates, default actors they call,
+/// `Task.yield()`, and wake-ups of those tasks that come from other threads. The driver is the
+/// body's task executor (so structured work and its yields stay on it) and owns the runtime's
+/// global-enqueue hook (so unstructured tasks and foreign wake-ups come to it). Their order is
+/// deterministic: jobs run first-in first-out, and sleepers due at the same instant wake in the
+/// order they started sleeping, so the same program produces the same event log and the same
+/// virtual timestamps on every run.
 ///
-/// What escapes (runs in real time, on its own threads): `@MainActor` code, actors with a custom
-/// executor (SwiftNIO event loops, Dispatch queues), tasks with an executor preference, Dispatch,
-/// threads and blocking calls, `Task.sleep` on `ContinuousClock`/`SuspendingClock` (only its
-/// wake-up comes back), and every read of `ContinuousClock.now`. Code under test must take the
-/// clock as a parameter. With the default `autojumpThreshold` of zero, time jumps even while such
-/// outside work is in flight (aiotools does the same); give a threshold to wait that much real
-/// time for outside work before each jump.
+/// Time sources that follow the scope:
+/// - the `VirtualClock` handed to `body`, and every `DefaultClock` created in the scope — the
+///   default clock of every AsyncTools API (timeouts, cache expiry, timers, supervisor backoff,
+///   `PersistentTaskGroup.close(timeout:)`): exact, `now` included;
+/// - on Swift 6.3+ (Linux), runtime sleeps — `Task.sleep` in all forms, `ContinuousClock` and
+///   `SuspendingClock` sleeps — which the driver receives as a scheduling executor and converts
+///   from their real deadline to the roundest duration in reach (exact for multiples of 10 µs
+///   unless the driver thread is preempted between the task's clock reading and its sleep; see
+///   the testing guide).
+///
+/// What escapes (runs in real time, on its own threads): a top-level `Task.immediate` after its
+/// first suspension, `@MainActor` code, actors with a custom executor (SwiftNIO event loops,
+/// Dispatch queues), tasks with another executor preference, Dispatch, threads and blocking calls,
+/// and every read of `ContinuousClock.now`. With the default `autojumpThreshold` of zero, time
+/// jumps even while such outside work is in flight (aiotools does the same); give a threshold to
+/// wait that much real time for outside work before each jump.
 ///
 /// Safety in a test process:
 /// - Scopes are serialised process-wide: a second `withVirtualTime` waits for the first to end,
@@ -75,7 +87,9 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 /// - When the body returns, the hook is restored, jobs of tasks it left running continue on the
 ///   normal executor, and sleepers it left on the clock are resumed with `CancellationError`.
 /// - A deadlock — nothing runnable, nothing to wake, nothing from outside for `deadlockTimeout` —
-///   cancels the body and throws ``VirtualTimeError/Code/deadlock`` instead of hanging.
+///   cancels the body and throws ``VirtualTimeError/Code/deadlock`` instead of hanging; its message
+///   says what the driver saw and what escapes it.
+/// - Scopes do not nest: a call inside a scope throws ``VirtualTimeError/Code/nested`` at once.
 ///
 /// Cancelling the calling task cancels the body.
 ///

@@ -40,10 +40,6 @@ int asynctools_pidfd_send_signal(int pidfd, int sig) {
   return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-int asynctools_set_parent_death_signal(int sig) {
-  return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
-}
-
 int asynctools_set_process_name(const char *name) {
   char truncated[16];
   strncpy(truncated, name, 15);
@@ -240,12 +236,6 @@ int asynctools_pidfd_open(pid_t pid, unsigned int flags) {
 
 int asynctools_pidfd_send_signal(int pidfd, int sig) {
   (void)pidfd;
-  (void)sig;
-  errno = ENOSYS;
-  return -1;
-}
-
-int asynctools_set_parent_death_signal(int sig) {
   (void)sig;
   errno = ENOSYS;
   return -1;

@@ -17,10 +17,14 @@ struct ServerDrainTests {
   /// readiness in the log; returns the port.
   private func start(_ server: LaunchedProcess, workers: Int) async throws -> Int {
     let line = await server.waitForLine { $0.hasPrefix("listening ") || $0.hasPrefix("echo-server listening on") }
-    let text = line.hasPrefix("listening ") ? line.split(separator: " ")[1] : line.split(separator: ":").last!.split(separator: " ")[0]
+    let text =
+      line.hasPrefix("listening ")
+      ? line.split(separator: " ")[1] : line.split(separator: ":").last!.split(separator: " ")[0]
     let port = try #require(Int(text), "no port in \(line)")
     await server.output.wait { events in
-      (0..<workers).allSatisfy { index in events.contains { $0.hasPrefix("err: ") && $0.hasSuffix("worker \(index) is ready") } }
+      (0..<workers).allSatisfy { index in
+        events.contains { $0.hasPrefix("err: ") && $0.hasSuffix("worker \(index) is ready") }
+      }
         || events.contains { $0.hasPrefix("exit: ") }
     }
     return port
@@ -60,7 +64,7 @@ struct ServerDrainTests {
   func aClientMidRequestGetsItsReplyThenTheStopEnds(mode: String) async throws {
     let server = try LaunchedProcess(
       "AsyncToolsTestChild",
-      ["serve", "--workers", "2", "--reply-delay-ms", "400", "--graceful-timeout-ms", "3000"] + modeArguments(mode))
+      ["serve", "--workers", "2", "--reply-delay-ms", "400", "--graceful-timeout-ms", "20000"] + modeArguments(mode))
     defer { server.killIfRunning() }
     try await withWatchdog {
       let port = try await start(server, workers: 2)
@@ -76,7 +80,10 @@ struct ServerDrainTests {
       #expect(await onThread { nextRead(fd) } == "hello")
       #expect(await onThread { nextRead(fd) } == "eof")
       #expect(await server.exitCode() == 0, "\(server.stderrText)")
-      #expect(begun.duration(to: clock.now) < .seconds(3) + .milliseconds(100))
+      // The stop ends right after the reply (about 0.4 s on a quiet machine), not at the 20 s
+      // graceful deadline: a wide margin below it, so a CI machine running the suite in parallel
+      // (under a sanitizer) cannot make the test flaky. The timings themselves are in BENCHMARKS.md.
+      #expect(begun.duration(to: clock.now) < .seconds(10))
       #expect(server.stdoutLines.contains("worker 0 drained by SIGTERM"))
       #expect(server.stdoutLines.contains("worker 1 drained by SIGTERM"))
     }
@@ -87,7 +94,8 @@ struct ServerDrainTests {
     // A request in flight keeps the server stopping for a second: meanwhile the port must refuse
     // connections, not queue them in a backlog nobody accepts from.
     let server = try LaunchedProcess(
-      "AsyncToolsTestChild", ["serve", "--reply-delay-ms", "1000", "--graceful-timeout-ms", "5000"] + modeArguments(mode))
+      "AsyncToolsTestChild",
+      ["serve", "--reply-delay-ms", "1000", "--graceful-timeout-ms", "5000"] + modeArguments(mode))
     defer { server.killIfRunning() }
     try await withWatchdog {
       let port = try await start(server, workers: 1)
@@ -110,9 +118,49 @@ struct ServerDrainTests {
         return nil
       }
       let after = try #require(refusedAfter, "connections were still accepted 2 s after the stop began")
-      #expect(after < .milliseconds(50), "refused only after \(after)")
+      // Measured alone: 1-8 ms from kill(2) to the first ECONNREFUSED (target: 50 ms). The bound
+      // leaves room for a CI machine busy with parallel tests; before, connections were queued
+      // and never served for the whole stop.
+      #expect(after < .milliseconds(500), "refused only after \(after)")
       #expect(await onThread { nextRead(busy) } == "busy")
       #expect(await server.exitCode() == 0, "\(server.stderrText)")
+    }
+  }
+
+  @Test func aWorkerKilledWithSIGKILLStopsTheServerAndThePortRefusesAtOnce() async throws {
+    // The default policy (.stopServer, as documented): the other worker is stopped and drained,
+    // and meanwhile the port refuses connections instead of queueing them.
+    let server = try LaunchedProcess(
+      "AsyncToolsTestChild", ["serve", "--workers", "2", "--reply-delay-ms", "1000", "--graceful-timeout-ms", "5000"])
+    defer { server.killIfRunning() }
+    try await withWatchdog {
+      let port = try await start(server, workers: 2)
+      await server.output.wait { events in
+        events.filter { $0.hasPrefix("out: worker ") && $0.contains(" pid ") }.count == 2
+      }
+      let line = try #require(server.stdoutLines.first { $0.hasPrefix("worker 0 pid ") })
+      let victim = try #require(pid_t(line.split(separator: " ")[3]))
+      let busy = await onThread { (0..<4).map { _ in connectLoopback(port: port) } }
+      let sockets = ClientSockets(busy)
+      defer { sockets.closeAll() }
+      for fd in busy { #expect(send("busy", on: fd)) }
+      await server.output.wait { $0.contains("out: request 4") }
+      let refusedAfter: Duration? = await onThread {
+        let clock = ContinuousClock()
+        let begun = clock.now
+        kill(victim, SIGKILL)
+        while begun.duration(to: clock.now) < .seconds(2) {
+          let fd = connectLoopback(port: port)
+          if fd == -ECONNREFUSED { return begun.duration(to: clock.now) }
+          if fd >= 0 { close(fd) }
+          usleep(500)
+        }
+        return nil
+      }
+      let after = try #require(refusedAfter, "connections were still accepted 2 s after the worker died")
+      #expect(after < .milliseconds(500), "refused only after \(after)")
+      #expect(await server.exitCode() == 1, "\(server.stderrText)")
+      #expect(server.stdoutLines.last == "server exit 1 stopped because worker 0 was killed by signal 9")
     }
   }
 
@@ -126,10 +174,17 @@ struct ServerDrainTests {
       let clock = ContinuousClock()
       let begun = clock.now
       server.signal(SIGTERM)
-      let status = await server.exitCode()
+      // Up to the line printed just before exit(3): a sanitizer's exit hooks (LeakSanitizer's
+      // scan, about 2 s in an ASan build) are not the server's.
+      await server.waitForLine { $0.hasPrefix("server exit") }
       let elapsed = begun.duration(to: clock.now)
+      let status = await server.exitCode()
       #expect(status == 2, "\(server.stderrText)")
-      #expect(elapsed < .milliseconds(600), "ended \(elapsed) after the signal")
+      // waitTimeout 500 ms + the 50 ms kill grace (measured alone: 555-560 ms from kill(2) to the
+      // exit; 560-690 ms while a sanitizer build loads both cores); the bound leaves room for a
+      // busy CI machine running the suite in parallel (2.1 s seen under a load of 20 on 2 cores).
+      // Before, the process never ended.
+      #expect(elapsed < .seconds(10), "ended \(elapsed) after the signal")
       #expect(server.stdoutLines.last == "server exit 2 stopped by SIGTERM, killing workers that did not stop in time")
       #expect(server.stderrText.contains("worker 0 ignores its cancellation: abandoned"))
     }
@@ -145,12 +200,14 @@ struct ServerDrainTests {
       let clock = ContinuousClock()
       let begun = clock.now
       server.signal(SIGINT)
-      let status = await server.exitCode()
+      await server.waitForLine { $0.hasPrefix("server exit") }  // as above: not the sanitizers' exit hooks
       let elapsed = begun.duration(to: clock.now)
+      let status = await server.exitCode()
       #expect(status == 2, "\(server.stderrText)")
       // The kill grace is 50 ms (measured alone: 57 ms from the signal to the exit); the bound
-      // leaves room for a machine busy with parallel tests. Before: it never ended.
-      #expect(elapsed < .milliseconds(500), "ended \(elapsed) after the second signal")
+      // leaves room for a machine busy with parallel tests (4 s seen under a load of 20 on 2 cores).
+      // Before: it never ended (the server sets no waitTimeout here).
+      #expect(elapsed < .seconds(10), "ended \(elapsed) after the second signal")
     }
   }
 
@@ -167,7 +224,9 @@ struct ServerDrainTests {
       let clock = ContinuousClock()
       let begun = clock.now
       server.signal(SIGHUP)
-      await server.output.wait { $0.contains { $0.hasSuffix("rolling restart done") } || $0.contains { $0.hasPrefix("exit: ") } }
+      await server.output.wait {
+        $0.contains { $0.hasSuffix("rolling restart done") } || $0.contains { $0.hasPrefix("exit: ") }
+      }
       let elapsed = begun.duration(to: clock.now)
       // Two workers, each within the demo's gracefulShutdownTimeout (5 s); in fact each old worker
       // closes its idle clients after the drain's 100 ms grace.
@@ -195,7 +254,9 @@ struct ServerDrainTests {
       let sockets = ClientSockets(clients)
       defer { sockets.closeAll() }
       #expect(clients.allSatisfy { $0 >= 0 })
-      await server.output.wait { $0.contains { $0.contains("cannot accept connections") } || $0.contains { $0.hasPrefix("exit: ") } }
+      await server.output.wait {
+        $0.contains { $0.contains("cannot accept connections") } || $0.contains { $0.hasPrefix("exit: ") }
+      }
       // Saturated: measure the worker's CPU over one second (a measurement, not a wait).
       let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))
       let start = try #require(cpuTicks(worker))

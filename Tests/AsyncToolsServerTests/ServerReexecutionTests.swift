@@ -9,21 +9,14 @@ import Glibc
 /// (issue #15, item 2).
 @Suite("Server re-execution")
 struct ServerReexecutionTests {
-  /// Copies `source` to `destination` (mode 0755) the way a build writes its output: a new file.
-  private func copy(_ source: String, to destination: String) throws {
-    let input = open(source, O_RDONLY | O_CLOEXEC)
-    try #require(input >= 0, "open \(source): errno \(errno)")
-    defer { close(input) }
-    let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
-    try #require(output >= 0, "open \(destination): errno \(errno)")
-    defer { close(output) }
-    var buffer = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-      let count = read(input, &buffer, buffer.count)
-      try #require(count >= 0, "read: errno \(errno)")
-      if count == 0 { break }
-      try #require(write(output, buffer, count) == count, "write: errno \(errno)")
-    }
+  /// Copies `source` to `destination` the way a build writes its output: a new file. Done by
+  /// `/bin/cp`, never in this process: a descriptor open for writing here would be inherited, for
+  /// a moment, by any child another test spawns meanwhile, and exec'ing the file then fails with
+  /// ETXTBSY.
+  private func copy(_ source: String, to destination: String) async throws {
+    let cp = try LaunchedProcess("/bin/cp", [source, destination])
+    let code = await cp.exitCode()
+    try #require(code == 0, "cp \(source) \(destination): \(cp.stderrText)")
   }
 
   private func inode(_ path: String) -> UInt64? {
@@ -41,7 +34,7 @@ struct ServerReexecutionTests {
       rmdir(directory)
     }
     let built = "\(LaunchedProcess.productsDirectory)/AsyncToolsTestChild"
-    try copy(built, to: path)
+    try await withWatchdog { try await copy(built, to: path) }
     let server = try LaunchedProcess(path, ["server", "--workers", "1", "--port", "0"])
     defer { server.killIfRunning() }
     try await withWatchdog(seconds: 60) {
@@ -51,7 +44,7 @@ struct ServerReexecutionTests {
       }
       let oldBuild = try #require(inode(path))
       // "Rebuild": a new file renamed over the old path, as compilers and linkers do.
-      try copy(built, to: path + ".new")
+      try await copy(built, to: path + ".new")
       try #require(rename(path + ".new", path) == 0, "rename: errno \(errno)")
       let newBuild = try #require(inode(path))
       #expect(newBuild != oldBuild)

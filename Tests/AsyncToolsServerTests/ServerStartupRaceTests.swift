@@ -15,9 +15,17 @@ import Glibc
 /// still in their runtime's start-up. Every run must show all three `stopped by` lines and exit 0.
 @Suite("Stop during start-up")
 struct ServerStartupRaceTests {
-  /// Runs per mode; `ASYNCTOOLS_STARTUP_RACE_RUNS` overrides it.
+  /// Runs per mode: 100 (each takes tens of milliseconds), 10 under a sanitizer (each takes more
+  /// than a second there); `ASYNCTOOLS_STARTUP_RACE_RUNS` overrides it.
   static var runs: Int {
-    getenv("ASYNCTOOLS_STARTUP_RACE_RUNS").flatMap { Int(String(cString: $0)) } ?? 100
+    getenv("ASYNCTOOLS_STARTUP_RACE_RUNS").flatMap { Int(String(cString: $0)) } ?? (isSanitized ? 10 : 100)
+  }
+
+  /// Whether this test process runs under ThreadSanitizer or AddressSanitizer (their runtimes are
+  /// linked into it).
+  static var isSanitized: Bool {
+    let symbols: [String] = ["__tsan_init", "__asan_init"]
+    return symbols.contains { symbol in dlsym(UnsafeMutableRawPointer(bitPattern: 0), symbol) != nil }
   }
 
   @Test(arguments: ["processes", "threads"])

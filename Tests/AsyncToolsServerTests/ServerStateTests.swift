@@ -7,7 +7,7 @@ import UnixSignals
 struct ServerStateTests {
   private typealias Action = ServerState.Action
 
-  private func state(
+  func state(
     workers: Int = 2, graceful: Duration? = nil, wait: Duration? = nil,
     policy: ServerConfiguration.WorkerFailurePolicy = .stopServer
   ) -> ServerState {
@@ -18,9 +18,14 @@ struct ServerStateTests {
     return ServerState(ServerState.Settings(configuration, processCount: workers))
   }
 
-  /// The actions without the log lines.
+  /// The actions without the log lines and lifecycle reports (ServerStateLifecycleTests has those).
   private func effects(_ actions: [Action]) -> [Action] {
-    actions.filter { if case .log = $0 { false } else { true } }
+    actions.filter {
+      switch $0 {
+      case .log, .lifecycle: false
+      default: true
+      }
+    }
   }
 
   private func logs(_ actions: [Action]) -> [String] {
@@ -28,7 +33,7 @@ struct ServerStateTests {
   }
 
   /// Starts `workers` workers and makes them all ready.
-  private func running(_ state: inout ServerState, workers: Int = 2) {
+  func running(_ state: inout ServerState, workers: Int = 2) {
     _ = state.handle(.start, now: .zero)
     for slot in 0..<workers { _ = state.handle(.launched(slot: slot), now: .zero) }
     for slot in 0..<workers { _ = state.handle(.ready(slot: slot), now: .zero) }
@@ -93,7 +98,8 @@ struct ServerStateTests {
     var state = state()
     running(&state)
     _ = state.handle(.signal(.sigint), now: .zero)
-    #expect(effects(state.handle(.signal(.sigint), now: .zero)).filter { if case .kill = $0 { true } else { false } }.count == 2)
+    let kills = effects(state.handle(.signal(.sigint), now: .zero)).filter { if case .kill = $0 { true } else { false } }
+    #expect(kills.count == 2)
     #expect(effects(state.handle(.signal(.sigterm), now: .zero)) == [], "already killed")
   }
 
@@ -195,7 +201,8 @@ struct ServerStateTests {
     let second = state.handle(.signal(.sighup), now: .zero)
     #expect(effects(second) == [])
     #expect(logs(second) == ["SIGHUP during a rolling restart: queued, another restart follows this one"])
-    #expect(logs(state.handle(.signal(.sighup), now: .zero)) == ["SIGHUP during a rolling restart: a restart is already queued"])
+    #expect(
+      logs(state.handle(.signal(.sighup), now: .zero)) == ["SIGHUP during a rolling restart: a restart is already queued"])
     _ = state.handle(.launched(slot: 1), now: .zero)
     _ = state.handle(.ready(slot: 1), now: .zero)
     // The first restart ends: the queued one starts, replacing the fresh worker.

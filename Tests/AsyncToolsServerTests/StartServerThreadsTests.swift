@@ -315,6 +315,29 @@ struct StartServerThreadsTests {
     #expect(probe.events.filter { $0.hasPrefix("stopped") && $0.hasSuffix("SIGINT") }.count == 2)  // the fresh ones
   }
 
+  @Test func aRestartSignalDuringARestartIsQueuedAndRunsAfterIt() async throws {
+    let probe = Probe()
+    let generation = Atomic<Int>(0)
+    let exit = try await withWatchdog {
+      try await startServer(configuration: threadsConfiguration(workers: 1, logTo: probe)) { context in
+        let mine = generation.add(1, ordering: .relaxed).newValue
+        probe.record("started #\(mine)")
+        _ = await context.stopSignal()
+      } main: { server in
+        async let exit = server.runWorkers()
+        await probe.wait { $0.contains("log: worker 0 is ready") }
+        server.signal(.sighup)
+        server.signal(.sighup)
+        await probe.wait { $0.filter { $0 == "log: rolling restart done" }.count == 2 }
+        server.signal(.sigint)
+        return try await exit
+      }
+    }
+    #expect(exit == .stopped(.sigint))
+    #expect(probe.events.contains("log: SIGHUP during a rolling restart: queued, another restart follows this one"))
+    #expect(probe.count("started #") == 3, "the first worker and one per restart")
+  }
+
   @Test func theRestartSignalMustNotBeAStopSignal() async {
     var configuration = threadsConfiguration(workers: 1)
     configuration.restartSignal = .sigterm

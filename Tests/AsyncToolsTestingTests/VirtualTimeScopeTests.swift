@@ -115,18 +115,34 @@ import Testing
   }
 
   @Test func testsOutsideVirtualTimeAreNotSlowedDown() async throws {
-    // Real sleeps running beside a busy scope take their real time, not more, and are not
-    // captured by the driver.
+    // Real sleeps running beside a busy scope are neither captured nor held until the scope ends:
+    // the outside task finishes its ten 10 ms sleeps while the body is still sleeping virtually.
+    // (An event, not a wall-clock bound: a loaded CI machine cannot make it flaky.)
+    let outsideDone = DoneFlag()
     let outside = Task.detached { () -> Duration in
       let start = ContinuousClock.now
       for _ in 0..<10 { try? await Task.sleep(for: .milliseconds(10)) }
+      outsideDone.value.store(true, ordering: .releasing)
       return ContinuousClock.now - start
     }
-    try await withVirtualTime { clock in
-      for _ in 0..<100_000 { try await clock.sleep(for: .seconds(1)) }
+    let virtualSleeps = try await withVirtualTime { clock in
+      var count = 0
+      // Bounded: 100 M virtual sleeps take far longer than any real run of the outside task.
+      while !outsideDone.value.load(ordering: .acquiring) && count < 100_000_000 {
+        try await clock.sleep(for: .seconds(1))
+        count += 1
+      }
+      return count
     }
+    let finishedDuringScope = outsideDone.value.load(ordering: .acquiring)
+    #expect(finishedDuringScope, "the outside sleeps did not finish while the scope ran")
+    #expect(virtualSleeps < 100_000_000)
     let elapsed = await outside.value
-    #expect(elapsed >= .milliseconds(100))
-    #expect(elapsed < .seconds(2))
+    #expect(elapsed >= .milliseconds(100), "outside sleeps took \(elapsed): they were not real")
   }
+}
+
+/// A flag one task sets and another reads.
+private final class DoneFlag: Sendable {
+  let value = Atomic<Bool>(false)
 }

@@ -43,7 +43,7 @@ func runServeScenarioIfRequested() async {
       say("worker \(context.processIndex) pid \(getpid())")
       if ignoreCancel {
         say("worker \(context.processIndex) ignoring cancellation after \(await context.stopSignal())")
-        while true { try? await Task.sleep(for: .milliseconds(5)) }
+        while true { try? await Task.sleep(for: .seconds(1)) }
       }
       let signal = try await context.serveConnections { socket, connection in
         EchoConnection(socket: socket, connection: connection, delay: delay).start()

@@ -12,4 +12,6 @@ await ChildProcess.bootstrap()
 await runServerScenarioIfRequested()
 // `AsyncToolsTestChild serve …`: the drain scenario (ServeScenario.swift); never returns.
 await runServeScenarioIfRequested()
+// `AsyncToolsTestChild systemd …`: socket activation and sd_notify (SystemdScenarios.swift).
+await runSystemdScenarioIfRequested()
 print("asynctools-test-child")

@@ -11,6 +11,7 @@ await ChildProcess.bootstrap()
 
 let all: [Benchmark] =
   virtualTimeBenchmarks
+  + runtimeSleepBenchmarks
   + scopeBenchmarks
   + coordinationBenchmarks
   + cacheBenchmarks

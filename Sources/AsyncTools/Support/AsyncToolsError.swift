@@ -65,4 +65,17 @@ extension Duration {
       throw .invalidArgument("\(name) must be positive, got \(self)")
     }
   }
+
+  /// The longest timeout a clock deadline can safely be computed for: about 31 years. A deadline
+  /// `now + duration` past `Int64.max` seconds makes the standard clocks trap while sleeping.
+  package static let longestTimeout: Duration = .seconds(1_000_000_000)
+
+  /// Throws ``AsyncToolsError/Code/invalidArgument`` unless this duration is strictly positive and
+  /// at most ``longestTimeout``, so that sleeping until `now + self` cannot crash.
+  package func requireTimeout(_ name: String) throws(AsyncToolsError) {
+    try requirePositive(name)
+    if self > Self.longestTimeout {
+      throw .invalidArgument("\(name) must be at most \(Self.longestTimeout), got \(self)")
+    }
+  }
 }

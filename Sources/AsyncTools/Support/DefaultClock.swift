@@ -4,13 +4,14 @@
 ///
 /// ```swift
 /// // Production: real time.
-/// let cache = AsyncLRUCache<String, Data>(maxSize: 100, expiry: .seconds(60))
+/// let cache = try AsyncLRUCache<String, Int>(maxSize: 100, expireAfter: .seconds(60))
 ///
 /// // Test: the same code, in virtual time.
 /// try await withVirtualTime { clock in
-///   let cache = AsyncLRUCache<String, Data>(maxSize: 100, expiry: .seconds(60))
-///   …
-///   try await Task.sleep(for: .seconds(61))     // and the entry has expired
+///   let cache = try AsyncLRUCache<String, Int>(maxSize: 100, expireAfter: .seconds(60))
+///   _ = try await cache.value(forKey: "k") { 1 }
+///   try await Task.sleep(for: .seconds(61))     // virtual too
+///   #expect(!cache.contains("k"))               // expired after 60 virtual seconds
 /// }
 /// ```
 ///

@@ -19,9 +19,6 @@ int asynctools_pidfd_open(pid_t pid, unsigned int flags);
 /// pidfd_send_signal(2) without siginfo: -1 with errno on failure (ENOSYS before Linux 5.1).
 int asynctools_pidfd_send_signal(int pidfd, int sig);
 
-/// prctl(PR_SET_PDEATHSIG, sig): deliver `sig` to this process when its parent thread dies.
-int asynctools_set_parent_death_signal(int sig);
-
 /// Names this process: the main thread's `comm`, which `ps`, `top` and `ss` show (at most 15 bytes
 /// are kept) — prctl(PR_SET_NAME) on the main thread, /proc/self/task/<pid>/comm from another one.
 int asynctools_set_process_name(const char *_Nonnull name);

@@ -28,8 +28,8 @@ final class LaunchedProcess: Sendable {
   }
 
   /// Starts `executable` (a product name, looked up beside the test bundle, or an absolute path)
-  /// with `arguments`.
-  init(_ executable: String, _ arguments: [String]) throws {
+  /// with `arguments`, and `environment` ("NAME=value") added to this process's environment.
+  init(_ executable: String, _ arguments: [String], environment extra: [String] = []) throws {
     let path = executable.hasPrefix("/") ? executable : "\(Self.productsDirectory)/\(executable)"
     var outPipe: [CInt] = [-1, -1]
     var errPipe: [CInt] = [-1, -1]
@@ -67,7 +67,10 @@ final class LaunchedProcess: Sendable {
     // test. The children still print their reports (to the output these tests capture); only the
     // test process's own reports fail the run.
     var environment = ChildEnvironment.current.filter { !$0.hasPrefix("TSAN_OPTIONS=") }
-    environment.append("TSAN_OPTIONS=halt_on_error=0:exitcode=0")
+    // atexit_sleep_ms=0: TSan otherwise sleeps a second at exit while other threads run (an abandoned
+    // thread worker), which the stop-timing tests would measure.
+    environment.append("TSAN_OPTIONS=halt_on_error=0:exitcode=0:atexit_sleep_ms=0")
+    environment += extra
     let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
     defer { for pointer in envp { free(pointer) } }
     let status = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
@@ -207,19 +210,9 @@ func readFile(_ path: String) -> String? {
 /// Connects to 127.0.0.1:`port`, sends `message`, and returns what comes back (blocking: call it
 /// from `onThread`).
 func echoRoundTrip(port: Int, message: String) -> String? {
-  let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+  let fd = connectLoopback(port: port)
   guard fd >= 0 else { return nil }
   defer { close(fd) }
-  var timeout = timeval(tv_sec: 5, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-  var address = sockaddr_in()
-  address.sin_family = sa_family_t(AF_INET)
-  address.sin_addr.s_addr = inet_addr("127.0.0.1")
-  address.sin_port = UInt16(port).bigEndian
-  let connected = withUnsafePointer(to: &address) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-  }
-  guard connected == 0 else { return nil }
   let bytes = Array(message.utf8)
   guard write(fd, bytes, bytes.count) == bytes.count else { return nil }
   var received: [UInt8] = []

@@ -1,0 +1,74 @@
+// systemd scenarios for AsyncToolsServerTests (socket activation and sd_notify).
+//
+//     AsyncToolsTestChild systemd [--socket NAME | --any-socket | --port P] [--workers N] [--threads]
+//
+// A line server: each connection gets one line back, `worker <index> LISTEN_FDS=<value or unset>
+// NOTIFY_SOCKET=<value or unset>: <the line it sent>`, then is closed. The main process prints
+// `listening <port>` and the same two variables as the workers see them (`main LISTEN_FDS=…`), and at
+// the end `server exit <code> <description>`; a server error prints `server error <message>` and
+// exits 1.
+import AsyncToolsServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func runSystemdScenarioIfRequested() async {
+  let arguments = Array(CommandLine.arguments.dropFirst())
+  guard arguments.first == "systemd" else { return }
+  func value(_ name: String) -> String? {
+    guard let position = arguments.firstIndex(of: name), position + 1 < arguments.count else { return nil }
+    return arguments[position + 1]
+  }
+  @Sendable func say(_ line: String) {
+    print(line)
+    fflush(nil)
+  }
+  @Sendable func variables() -> String {
+    ["LISTEN_FDS", "NOTIFY_SOCKET"].map { "\($0)=\(getenv($0).map { String(cString: $0) } ?? "unset")" }
+      .joined(separator: " ")
+  }
+
+  var configuration = ServerConfiguration(
+    mode: arguments.contains("--threads") ? .threads : .processes, numWorkers: value("--workers").flatMap { Int($0) } ?? 2)
+  if let port = value("--port").flatMap({ Int($0) }) {
+    configuration.listen = .init(port: port)
+  } else {
+    configuration.listen = .systemdSocket(named: value("--socket"))
+  }
+  let worker: @Sendable (WorkerContext) async throws -> Void = { context in
+    let connections = try context.acceptedConnections()
+    let prefix = "worker \(context.processIndex) \(variables()): "
+    let server = Task {
+      for await fd in connections { answerOneLine(fd, prefix: prefix) }
+    }
+    _ = await context.stopSignal()
+    connections.stopAccepting()
+    await server.value
+  }
+  do {
+    let result = try await startServer(configuration: configuration, worker: worker) { server in
+      say("listening \(server.listeningPort ?? -1)")
+      say("main \(variables())")
+      return try await server.runWorkers()
+    }
+    say("server exit \(result.exitCode) \(result)")
+    exit(result.exitCode)
+  } catch {
+    say("server error \((error as? ServerError)?.message ?? "\(error)")")
+    exit(1)
+  }
+}
+
+/// Reads one line from `fd` (blocking, at most 5 s), answers `prefix` + the line, and closes it.
+private func answerOneLine(_ fd: CInt, prefix: String) {
+  defer { close(fd) }
+  _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+  var timeout = timeval(tv_sec: 5, tv_usec: 0)
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+  var line: [UInt8] = []
+  var byte: UInt8 = 0
+  while read(fd, &byte, 1) == 1, byte != 0x0A { line.append(byte) }
+  let answer = Array((prefix + String(decoding: line, as: UTF8.self) + "\n").utf8)
+  _ = write(fd, answer, answer.count)
+}
