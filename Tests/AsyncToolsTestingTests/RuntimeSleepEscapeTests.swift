@@ -97,6 +97,31 @@ import Testing
     #expect(log.all == ["+3600.0 seconds"])
   }
 
+  @Test func unstructuredTasksSleepAndYieldInVirtualTime() async throws {
+    // `Task {}` and `Task.detached {}` do not inherit the body's executor preference, but the
+    // driver runs their jobs on itself as task executor, which brings their sleeps and yields
+    // along. Their clock reading happens a job before the sleep reaches the driver, so the
+    // conversion is accurate to microseconds rather than exact (see the testing guide).
+    let ((plainWoke, detachedWoke), real) = try await withVirtualTime { clock in
+      try await timed {
+        let plain = Task {
+          await Task.yield()
+          try await Task.sleep(for: .seconds(3600))
+          return clock.now.offset
+        }
+        let detached = Task.detached {
+          await Task.yield()
+          try await ContinuousClock().sleep(for: .seconds(7200))
+          return clock.now.offset
+        }
+        return (try await plain.value, try await detached.value)
+      }
+    }
+    #expect(plainWoke > .seconds(3599.999) && plainWoke <= .seconds(3600))
+    #expect(detachedWoke > .seconds(7199.999) && detachedWoke <= .seconds(7200))
+    #expect(real < .seconds(60))
+  }
+
   @Test func continuousAndSuspendingClockSleepsAreVirtual() async throws {
     let offsets = try await withVirtualTime { clock in
       var offsets: [Duration] = []
