@@ -52,9 +52,12 @@ struct ServerDrainTests {
       let begun = clock.now
       server.signal(signal)
       let status = await server.exitCode()
-      let elapsed = begun.duration(to: clock.now)
+      // Up to the exit as the reaping thread saw it, not to when this task got a thread back.
+      let elapsed = begun.duration(to: server.exitedAt ?? clock.now)
       #expect(status == 0, "\(server.stderrText)")
-      #expect(elapsed < .seconds(5) + .milliseconds(100), "the stop took \(elapsed)")
+      #expect(
+        elapsed < .seconds(5) + .milliseconds(100),
+        "the stop took \(elapsed); server output: \(server.stdoutLines.suffix(20)) \(server.stderrText.suffix(3000))")
       let seen = await onThread { fds.map(nextRead) }
       #expect(seen.allSatisfy { $0 == "eof" || $0 == "reset" }, "\(Set(seen))")
     }
@@ -83,7 +86,7 @@ struct ServerDrainTests {
       // The stop ends right after the reply (about 0.4 s on a quiet machine), not at the 20 s
       // graceful deadline: a wide margin below it, so a CI machine running the suite in parallel
       // (under a sanitizer) cannot make the test flaky. The timings themselves are in BENCHMARKS.md.
-      #expect(begun.duration(to: clock.now) < .seconds(10))
+      #expect(begun.duration(to: server.exitedAt ?? clock.now) < .seconds(10))
       #expect(server.stdoutLines.contains("worker 0 drained by SIGTERM"))
       #expect(server.stdoutLines.contains("worker 1 drained by SIGTERM"))
     }
@@ -177,8 +180,10 @@ struct ServerDrainTests {
       // Up to the line printed just before exit(3): a sanitizer's exit hooks (LeakSanitizer's
       // scan, about 2 s in an ASan build) are not the server's.
       await server.waitForLine { $0.hasPrefix("server exit") }
-      let elapsed = begun.duration(to: clock.now)
       let status = await server.exitCode()
+      // Up to the exit as the reaping thread saw it (an ASan build adds LeakSanitizer's ~2 s exit scan,
+      // within the bound), not to when this task got a cooperative thread back.
+      let elapsed = begun.duration(to: server.exitedAt ?? clock.now)
       #expect(status == 2, "\(server.stderrText)")
       // waitTimeout 500 ms + the 50 ms kill grace (measured alone: 555-560 ms from kill(2) to the
       // exit; 560-690 ms while a sanitizer build loads both cores); the bound leaves room for a
@@ -201,8 +206,10 @@ struct ServerDrainTests {
       let begun = clock.now
       server.signal(SIGINT)
       await server.waitForLine { $0.hasPrefix("server exit") }  // as above: not the sanitizers' exit hooks
-      let elapsed = begun.duration(to: clock.now)
       let status = await server.exitCode()
+      // Up to the exit as the reaping thread saw it (an ASan build adds LeakSanitizer's ~2 s exit scan,
+      // within the bound), not to when this task got a cooperative thread back.
+      let elapsed = begun.duration(to: server.exitedAt ?? clock.now)
       #expect(status == 2, "\(server.stderrText)")
       // The kill grace is 50 ms (measured alone: 57 ms from the signal to the exit); the bound
       // leaves room for a machine busy with parallel tests (4 s seen under a load of 20 on 2 cores).

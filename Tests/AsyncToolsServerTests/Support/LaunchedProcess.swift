@@ -16,6 +16,10 @@ final class LaunchedProcess: Sendable {
   let output = Probe()
   private final class ExitBox: Sendable {
     let value = PThreadLocked<Int32?>(nil)
+    /// When `waitpid` returned, read on the reaping thread: timing a stop with it does not count the
+    /// time the test's own task waits for a cooperative thread (seconds, when CPU-heavy suites run
+    /// beside it under a sanitizer).
+    let instant = PThreadLocked<ContinuousClock.Instant?>(nil)
   }
   private let exit = ExitBox()
 
@@ -93,7 +97,9 @@ final class LaunchedProcess: Sendable {
     startThread {
       var status: CInt = 0
       while waitpid(childPID, &status, 0) < 0 && errno == EINTR {}
+      let exitedAt = ContinuousClock.now
       let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
+      exit.instant.withLock { $0 = exitedAt }
       exit.value.withLock { $0 = code }
       output.record("exit: \(code)")
     }
@@ -130,6 +136,9 @@ final class LaunchedProcess: Sendable {
     }
     return exit.value.withLock { $0 } ?? -1
   }
+
+  /// When the process exited (nil while it runs): as seen by the reaping thread, see `ExitBox`.
+  var exitedAt: ContinuousClock.Instant? { exit.instant.withLock { $0 } }
 
   var stdoutLines: [String] { output.events.filter { $0.hasPrefix("out: ") }.map { String($0.dropFirst(5)) } }
   var stderrText: String {
