@@ -44,6 +44,10 @@ private final class FlightLedger: Sendable {
   /// clear detached it (then the cache allows a successor). A computation already cancelled before it starts
   /// is not live and is not checked.
   ///
+  /// A computation prepared before a detach of its key is not judged: the cache may have registered it before that
+  /// detach, and its closure may only start now, after its successor (seen under ThreadSanitizer: "computations 20
+  /// and 0 ran together", the newer one prepared first).
+  ///
   /// An overlap is recorded here and judged in `judgeOverlaps()`, once the round is over, because "cancelled" is seen
   /// through the computation's cancellation handler, which can run a moment *after* the cache let a successor start:
   /// `Task.cancel()` sets the task's cancelled flag, then runs its handlers; a second `cancel()` of the same task (the
@@ -55,8 +59,10 @@ private final class FlightLedger: Sendable {
       state.computations[id].started = true
       state.computations[id].startEpoch = state.epochs[state.computations[id].key, default: 0]
       let mine = state.computations[id]
-      guard !mine.cancelled else { return }
       let currentEpoch = state.epochs[mine.key, default: 0]
+      // A computation whose caller asked before a detach of its key may have been registered (and detached) before
+      // that detach, its closure only starting now, late, beside the legitimate successor: not judged.
+      guard !mine.cancelled, mine.epoch == currentEpoch else { return }
       for (other, computation) in state.computations.enumerated() where other != id && computation.key == mine.key {
         if computation.started && !computation.ended && !computation.cancelled && computation.epoch == currentEpoch {
           state.overlaps.append((older: other, newer: id))
