@@ -108,18 +108,7 @@ struct ServerDrainTests {
       defer { sockets.closeAll() }
       #expect(send("busy", on: busy))
       await server.waitForLine { $0 == "request 4" }
-      let refusedAfter: Duration? = await onThread {
-        let clock = ContinuousClock()
-        let begun = clock.now
-        server.signal(SIGTERM)
-        while begun.duration(to: clock.now) < .seconds(2) {
-          let fd = connectLoopback(port: port)
-          if fd == -ECONNREFUSED { return begun.duration(to: clock.now) }
-          if fd >= 0 { close(fd) }
-          usleep(500)
-        }
-        return nil
-      }
+      let refusedAfter = await onThread { firstRefusal(port: port, after: { server.signal(SIGTERM) }) }
       let after = try #require(refusedAfter, "connections were still accepted 2 s after the stop began")
       // Measured alone: 1-8 ms from kill(2) to the first ECONNREFUSED (target: 50 ms). The bound
       // leaves room for a CI machine busy with parallel tests; before, connections were queued
@@ -148,18 +137,7 @@ struct ServerDrainTests {
       defer { sockets.closeAll() }
       for fd in busy { #expect(send("busy", on: fd)) }
       await server.output.wait { $0.contains("out: request 4") }
-      let refusedAfter: Duration? = await onThread {
-        let clock = ContinuousClock()
-        let begun = clock.now
-        kill(victim, SIGKILL)
-        while begun.duration(to: clock.now) < .seconds(2) {
-          let fd = connectLoopback(port: port)
-          if fd == -ECONNREFUSED { return begun.duration(to: clock.now) }
-          if fd >= 0 { close(fd) }
-          usleep(500)
-        }
-        return nil
-      }
+      let refusedAfter = await onThread { firstRefusal(port: port, after: { kill(victim, SIGKILL) }) }
       let after = try #require(refusedAfter, "connections were still accepted 2 s after the worker died")
       #expect(after < .milliseconds(500), "refused only after \(after)")
       #expect(await server.exitCode() == 1, "\(server.stderrText)")
@@ -279,4 +257,19 @@ struct ServerDrainTests {
       #expect(await server.exitCode() == 0, "\(server.stderrText.suffix(2000))")
     }
   }
+}
+
+/// Runs `trigger`, then connects to `port` every 0.5 ms (on the calling thread, for at most 2 s) and
+/// returns how long after the trigger the first connection was refused; nil if none was.
+private func firstRefusal(port: Int, after trigger: () -> Void) -> Duration? {
+  let clock = ContinuousClock()
+  let begun = clock.now
+  trigger()
+  while begun.duration(to: clock.now) < .seconds(2) {
+    let fd = connectLoopback(port: port)
+    if fd == -ECONNREFUSED { return begun.duration(to: clock.now) }
+    if fd >= 0 { close(fd) }
+    usleep(500)
+  }
+  return nil
 }
