@@ -21,10 +21,7 @@ import Glibc
 func runServeScenarioIfRequested() async {
   let arguments = Array(CommandLine.arguments.dropFirst())
   guard arguments.first == "serve" else { return }
-  func option(_ name: String) -> Int? {
-    guard let position = arguments.firstIndex(of: name), position + 1 < arguments.count else { return nil }
-    return Int(arguments[position + 1])
-  }
+  func option(_ name: String) -> Int? { optionValue(name, in: arguments).flatMap { Int($0) } }
   if let limit = option("--nofile") {
     var value = rlimit(rlim_cur: rlim_t(limit), rlim_max: rlim_t(limit))
     if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &value) != 0 { say("setrlimit failed: errno \(errno)") }
@@ -59,11 +56,6 @@ func runServeScenarioIfRequested() async {
     say("server error \(error)")
     exit(1)
   }
-}
-
-private func say(_ line: String) {
-  print(line)
-  fflush(nil)
 }
 
 /// One connection on its own thread: blocking reads, one echo per read.

@@ -17,14 +17,7 @@ import Glibc
 func runServerScenarioIfRequested() async {
   let arguments = Array(CommandLine.arguments.dropFirst())
   guard arguments.first == "server" else { return }
-  func option(_ name: String) -> Int? {
-    guard let position = arguments.firstIndex(of: name), position + 1 < arguments.count else { return nil }
-    return Int(arguments[position + 1])
-  }
-  @Sendable func say(_ line: String) {
-    print(line)
-    fflush(nil)
-  }
+  func option(_ name: String) -> Int? { optionValue(name, in: arguments).flatMap { Int($0) } }
 
   var configuration = ServerConfiguration(
     mode: arguments.contains("--threads") ? .threads : .processes, numWorkers: option("--workers") ?? 2)

@@ -16,14 +16,7 @@ import Glibc
 func runSystemdScenarioIfRequested() async {
   let arguments = Array(CommandLine.arguments.dropFirst())
   guard arguments.first == "systemd" else { return }
-  func value(_ name: String) -> String? {
-    guard let position = arguments.firstIndex(of: name), position + 1 < arguments.count else { return nil }
-    return arguments[position + 1]
-  }
-  @Sendable func say(_ line: String) {
-    print(line)
-    fflush(nil)
-  }
+  func value(_ name: String) -> String? { optionValue(name, in: arguments) }
   @Sendable func variables() -> String {
     ["LISTEN_FDS", "NOTIFY_SOCKET"].map { "\($0)=\(getenv($0).map { String(cString: $0) } ?? "unset")" }
       .joined(separator: " ")
