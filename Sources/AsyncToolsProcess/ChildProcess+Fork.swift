@@ -81,7 +81,7 @@ extension ChildProcess {
       // argv[0]: this program's own for a fork, so the child reads like its parent in `ps`.
       argv: [executable == selfExecutable ? (CommandLine.arguments.first ?? executable) : executable],
       target: .entryPoint(entry), arguments: arguments, environment: environment,
-      workingDirectory: workingDirectory, fileDescriptors: fileDescriptors, options: options)
+      workingDirectory: workingDirectory, fileDescriptors: fileDescriptors, options: options, viaForkServer: true)
     try await awaitReadiness(of: child, readiness, entry: entry, timeout: options.readinessTimeout)
     return child
   }
