@@ -88,16 +88,17 @@ package enum ForkServer {
   /// Children made by a fork server in this process (for tests and diagnostics).
   package static let forkedCount = Atomic<Int>(0)
 
-  /// The pid of the running fork server of `executable`, if one runs.
-  package static func serverPID(for executable: String) -> Int32? {
+  /// The running fork server of `executable`, if one runs (for tests and diagnostics).
+  package static func serverProcess(for executable: String) -> ChildProcess? {
     guard case .running(let server)? = servers.withLock({ $0[executable] }) else { return nil }
-    return server.process.pid
+    return server.process
   }
 
   /// How long a server may take to start (a program that is not an AsyncToolsProcess program and
   /// does not exit is killed after that), and how long the monitor thread waits for each reply.
   static let greetingTimeout: Duration = .seconds(10)
-  static let replyTimeoutMilliseconds: Int32 = 5_000
+  /// Settable for tests; a request that times out is recovered (see ``recover(readEnd:usePidfd:)``).
+  package static let replyTimeoutMilliseconds = Atomic<Int32>(5_000)
 
   /// Starts the child of `request` through its executable's fork server.
   static func fork(_ request: SpawnRequest, readyFD: Int32, usePidfd: Bool) async throws -> Outcome {
@@ -189,7 +190,7 @@ package enum ForkServer {
         }
       }
       var reply: Int32 = 0
-      guard asynctools_receive_int32(socket, replyTimeoutMilliseconds, &reply) == 0 else { return .lost }
+      guard asynctools_receive_int32(socket, replyTimeoutMilliseconds.load(ordering: .relaxed), &reply) == 0 else { return .lost }
       if reply > 0 { return .forked(reply) }
       let code = -reply
       if code == ENOSYS || code == EPERM || code == EINVAL { return .refused }

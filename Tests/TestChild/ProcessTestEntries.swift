@@ -99,6 +99,32 @@ func registerProcessTestEntries() {
     writeAll(value, to: Int32(arguments[0])!)
     return 0
   }
+  // Writes the descriptors open in this process ("0 1 2 …", from /proc/self/fd, without the one
+  // reading the directory) to descriptor arguments[0].
+  entry("list-fds") { arguments in
+    let fd = Int32(arguments[0])!
+    guard let directory = opendir("/proc/self/fd") else { return 2 }
+    var open: [Int32] = []
+    while let item = readdir(directory) {
+      let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      if let number = Int32(name), number != dirfd(directory) { open.append(number) }
+    }
+    closedir(directory)
+    writeAll(open.sorted().map(String.init).joined(separator: " "), to: fd)
+    return 0
+  }
+  // Writes the working directory to descriptor arguments[0].
+  entry("getcwd") { arguments in
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard getcwd(&buffer, buffer.count) != nil else { return 2 }
+    writeAll(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), to: Int32(arguments[0])!)
+    return 0
+  }
+  // Writes this process's parent pid to descriptor arguments[0].
+  entry("getppid") { arguments in
+    writeAll("\(getppid())", to: Int32(arguments[0])!)
+    return 0
+  }
   // Forks a grandchild that hangs before it is ready (before `bootstrap()`), with parent-death
   // signal arguments[0] and no readiness timeout; the grandchild writes its pid to fd 3 (this
   // process's fd 3, passed on). The fork never returns: the test kills this process meanwhile.

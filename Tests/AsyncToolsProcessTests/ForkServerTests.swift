@@ -1,0 +1,193 @@
+#if os(Linux)
+import CAsyncToolsShims
+import Glibc
+import Testing
+
+@testable import AsyncToolsProcess
+
+/// The fork server with real processes: children come from it and are this process's own, what they
+/// inherit is what a re-executed child inherits, and a dead or stuck server is replaced.
+///
+/// Serialized: some tests kill or stop the test helper's server, which the other tests here count on.
+@Suite(.serialized) struct ForkServerTests {
+  /// How many children the fork servers of this process have made so far.
+  var forked: Int { ForkServer.forkedCount.load(ordering: .relaxed) }
+
+  /// Whether the running `child` was forked by `server`: a forked child keeps the server's memory
+  /// layout, where a re-executed one gets a layout of its own (address-space randomisation).
+  func isForked(_ child: ChildProcess, by server: ChildProcess) -> Bool {
+    guard let mine = firstMapping(of: child.pid), let its = firstMapping(of: server.pid) else { return false }
+    return mine == its
+  }
+
+  func firstMapping(of pid: Int32) -> String? {
+    guard let file = fopen("/proc/\(pid)/maps", "r") else { return nil }
+    defer { fclose(file) }
+    var buffer = [CChar](repeating: 0, count: 512)
+    guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  /// The running server of the test helper, started if needed by one fork.
+  func server() async throws -> ChildProcess {
+    let child = try await startTestChild("exit", ["0"])
+    #expect(try await child.wait() == .exited(0))
+    return try #require(ForkServer.serverProcess(for: testChildPath))
+  }
+
+  @Test func childrenAreForkedByTheServerAndAreThisProcesssOwn() async throws {
+    try await withWatchdog {
+      let server = try await server()
+      let pipe = try Pipe()
+      defer { pipe.closeReadEnd() }
+      let child = try await startTestChild("getppid", ["3"], fileDescriptors: [3: pipe.writeEnd])
+      pipe.closeWriteEnd()
+      #expect(try await pipe.read() == "\(getpid())")  // CLONE_PARENT: our child, not the server's
+      #expect(try await child.wait() == .exited(0))
+      #expect(!isUnreapedChild(child.pid))
+
+      let sleeper = try await startTestChild("sleep")
+      #expect(isForked(sleeper, by: server))
+      await killAndReap(sleeper)
+    }
+  }
+
+  @Test func withoutTheForkServerTheProgramIsReexecuted() async throws {
+    try await withWatchdog {
+      let server = try await server()
+      for options in [ChildProcess.Options(useForkServer: false), .init(closeOtherDescriptors: false)] {
+        let sleeper = try await startTestChild("sleep", options: options)
+        #expect(!isForked(sleeper, by: server))
+        #expect(firstMapping(of: sleeper.pid) != nil)
+        await killAndReap(sleeper)
+      }
+    }
+  }
+
+  @Test(arguments: pidfdModes)
+  func manyForksAtOnceEachGetTheirOwnChild(usePidfd: Bool) async throws {
+    try await withWatchdog {
+      let before = forked
+      let codes = try await withThrowingTaskGroup(of: (Int32, ChildProcess.ExitStatus).self) { group in
+        for code: Int32 in 1...24 {
+          group.addTask {
+            let child = try await startTestChild("exit", ["\(code)"], options: .init(usePidfd: usePidfd))
+            return (code, try await child.wait())
+          }
+        }
+        return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+      }
+      #expect(codes.count == 24)
+      for (code, status) in codes { #expect(status == .exited(code)) }
+      #expect(forked >= before + 24)
+    }
+  }
+
+  @Test func theChildHasExactlyTheDescriptorsAReexecutedChildHas() async throws {
+    try await withWatchdog {
+      // A descriptor this process opened without close-on-exec: neither child may get it.
+      // (High, so that it cannot coincide with one the child's runtime opens for itself.)
+      let stray = fcntl(2, F_DUPFD, 300)
+      try #require(stray >= 300)
+      defer { close(stray) }
+      var lists: [String] = []
+      for useForkServer in [true, false] {
+        let pipe = try Pipe()
+        defer { pipe.closeReadEnd() }
+        let passed = try Pipe()
+        defer { passed.closeReadEnd() }
+        let child = try await startTestChild(
+          "list-fds", ["3"], fileDescriptors: [3: pipe.writeEnd, 9: passed.writeEnd],
+          options: .init(useForkServer: useForkServer))
+        pipe.closeWriteEnd()
+        passed.closeWriteEnd()
+        lists.append(try await pipe.read())
+        #expect(try await child.wait() == .exited(0))
+      }
+      #expect(lists[0] == lists[1], "fork server: \(lists[0]); re-executed: \(lists[1])")
+      let descriptors = lists[0].split(separator: " ").compactMap { Int32($0) }
+      #expect(descriptors.contains(3) && descriptors.contains(9))
+      #expect(!descriptors.contains(stray))
+    }
+  }
+
+  @Test func environmentAndWorkingDirectoryAreThisProcesssAtTheTimeOfTheFork() async throws {
+    try await withWatchdog {
+      _ = try await server()
+      // Changed after the server started: the child must see the new value and directory.
+      let name = "ASYNCTOOLS_FORK_SERVER_TEST_\(getpid())"
+      setenv(name, "changed later", 1)
+      defer { unsetenv(name) }
+      let pipe = try Pipe()
+      defer { pipe.closeReadEnd() }
+      let child = try await startTestChild("getenv", ["3", name], fileDescriptors: [3: pipe.writeEnd])
+      pipe.closeWriteEnd()
+      #expect(try await pipe.read() == "changed later")
+      #expect(try await child.wait() == .exited(0))
+
+      var buffer = [CChar](repeating: 0, count: 4096)
+      try #require(getcwd(&buffer, buffer.count) != nil)
+      let previous = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      try #require(chdir("/tmp") == 0)
+      let cwdPipe = try Pipe()
+      defer { cwdPipe.closeReadEnd() }
+      let cwdChild: ChildProcess
+      do {
+        cwdChild = try await startTestChild("getcwd", ["3"], fileDescriptors: [3: cwdPipe.writeEnd])
+        _ = chdir(previous)
+      } catch {
+        _ = chdir(previous)
+        throw error
+      }
+      cwdPipe.closeWriteEnd()
+      #expect(try await cwdPipe.read() == "/tmp")
+      #expect(try await cwdChild.wait() == .exited(0))
+    }
+  }
+
+  @Test func aServerKilledBetweenForksIsReplacedAndItsChildrenLiveOn() async throws {
+    try await withWatchdog {
+      let old = try await server()
+      // A child of that server, with a parent-death signal: its parent is this process, not the server.
+      let survivor = try await startTestChild("sleep", options: .init(parentDeathSignal: SIGKILL))
+      try old.send(signal: SIGKILL)
+      #expect(try await old.wait() == .signaled(SIGKILL, coreDumped: false))  // reaped by us: no zombie
+      #expect(try survivor.send(signal: 0))  // still running
+
+      let child = try await startTestChild("sleep")
+      let replacement = try #require(ForkServer.serverProcess(for: testChildPath))
+      #expect(replacement.pid != old.pid)
+      #expect(isForked(child, by: replacement))  // through a new server, not re-executed
+      await killAndReap(child)
+
+      try survivor.send(signal: SIGTERM)
+      #expect(try await survivor.wait() == .signaled(SIGTERM, coreDumped: false))
+    }
+  }
+
+  @Test func aServerThatStopsAnsweringIsKilledAndTheForkStillSucceeds() async throws {
+    try await withWatchdog {
+      let stuck = try await server()
+      try stuck.send(signal: SIGSTOP)  // it never reads the next request
+      let timeout = ForkServer.replyTimeoutMilliseconds.exchange(200, ordering: .relaxed)
+      defer { ForkServer.replyTimeoutMilliseconds.store(timeout, ordering: .relaxed) }
+      let child = try await startTestChild("sleep")
+      #expect(try await stuck.wait() == .signaled(SIGKILL, coreDumped: false))
+      let replacement = try #require(ForkServer.serverProcess(for: testChildPath))
+      #expect(isForked(child, by: replacement))
+      await killAndReap(child)
+    }
+  }
+
+  @Test func aProgramThatCannotServeFallsBackToReexecution() async throws {
+    try await withWatchdog {
+      // /bin/true exits at once instead of greeting: its forks are re-executions (and it dies before ready).
+      let error = await #expect(throws: ProcessError.self) {
+        _ = try await ChildProcess.spawn(executable: "/bin/true", entry: "anything")
+      }
+      #expect(error == .diedBeforeReady(.exited(0)))
+      #expect(ForkServer.serverProcess(for: "/bin/true") == nil)
+    }
+  }
+}
+#endif
