@@ -97,6 +97,9 @@ package enum ForkServer {
   /// How long a server may take to start (a program that is not an AsyncToolsProcess program and
   /// does not exit is killed after that), and how long the monitor thread waits for each reply.
   static let greetingTimeout: Duration = .seconds(10)
+  /// For tests: the next request asks its server to exit right after the fork, without replying.
+  package static let exitAfterNextForkForTesting = Atomic<Bool>(false)
+
   /// Settable for tests; a request that times out is recovered (see ``recover(readEnd:usePidfd:)``).
   package static let replyTimeoutMilliseconds = Atomic<Int32>(5_000)
 
@@ -335,7 +338,8 @@ package enum ForkServer {
       for signal in request.blockedSignals { blocked |= 1 << UInt64(signal - 1) }
       var header = asynctools_fork_request(
         magic: ASYNCTOOLS_FORK_SERVER_MAGIC,
-        flags: request.processGroup == .own ? ASYNCTOOLS_FORK_OWN_PROCESS_GROUP : 0,
+        flags: (request.processGroup == .own ? ASYNCTOOLS_FORK_OWN_PROCESS_GROUP : 0)
+          | (exitAfterNextForkForTesting.exchange(false, ordering: .relaxed) ? ASYNCTOOLS_FORK_EXIT_WITHOUT_REPLY : 0),
         blocked_signals: blocked, descriptor_count: UInt32(descriptors.count), ready_index: readyIndex,
         cwd_index: 0, closed_stdio: closedStdio, environment_count: UInt32(variables.count),
         environment_bytes: UInt32(environment.count))

@@ -278,6 +278,7 @@ static void serve(int sock) {
       return;
     }
     int error = errno;
+    if (pid > 0 && (request->flags & ASYNCTOOLS_FORK_EXIT_WITHOUT_REPLY)) _exit(0);
     for (int i = 0; i < count; i++) close(fds[i]);
     if (send_reply(sock, pid > 0 ? (int32_t)pid : -error) < 0) _exit(0);
   }

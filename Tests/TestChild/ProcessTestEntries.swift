@@ -99,18 +99,22 @@ func registerProcessTestEntries() {
     writeAll(value, to: Int32(arguments[0])!)
     return 0
   }
-  // Writes the descriptors open in this process ("0 1 2 …", from /proc/self/fd, without the one
-  // reading the directory) to descriptor arguments[0].
+  // Writes the descriptors open in this process with what they refer to ("3 pipe:[123]", one per line, from
+  // /proc/self/fd, without the one reading the directory) to descriptor arguments[0].
   entry("list-fds") { arguments in
     let fd = Int32(arguments[0])!
     guard let directory = opendir("/proc/self/fd") else { return 2 }
-    var open: [Int32] = []
+    var lines: [String] = []
     while let item = readdir(directory) {
       let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-      if let number = Int32(name), number != dirfd(directory) { open.append(number) }
+      guard let number = Int32(name), number != dirfd(directory) else { continue }
+      var target = [CChar](repeating: 0, count: 4096)
+      let length = readlink("/proc/self/fd/\(number)", &target, target.count - 1)
+      let text = length > 0 ? String(decoding: target[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+      lines.append("\(number) \(text)")
     }
     closedir(directory)
-    writeAll(open.sorted().map(String.init).joined(separator: " "), to: fd)
+    writeAll(lines.joined(separator: "\n"), to: fd)
     return 0
   }
   // Writes the working directory to descriptor arguments[0].

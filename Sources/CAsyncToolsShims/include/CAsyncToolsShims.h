@@ -45,6 +45,9 @@ int asynctools_set_process_name(const char *_Nonnull name);
 #define ASYNCTOOLS_FORK_SERVER_MAX_FDS 250
 /// `flags` bit: the child leads a new process group.
 #define ASYNCTOOLS_FORK_OWN_PROCESS_GROUP 1u
+/// `flags` bit, for tests only: the server exits right after the fork, without replying (a server that
+/// dies during a request).
+#define ASYNCTOOLS_FORK_EXIT_WITHOUT_REPLY 2u
 
 /// One fork request, followed by `descriptor_count` int32 targets (the child descriptor of each
 /// descriptor attached with SCM_RIGHTS, in order; -1 for the working-directory descriptor) and by
