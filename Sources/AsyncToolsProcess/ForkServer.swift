@@ -140,24 +140,39 @@ package enum ForkServer {
   /// copy of the pipe's write end, so end of file means that no child holds it: none was made.
   static func recover(readEnd: Int32, usePidfd: Bool) async throws -> ChildProcess? {
     let monitor = try ProcessMonitor.shared()
-    let readable = try await withThrowingTaskGroup(of: Bool.self) { group in
-      group.addTask {
-        try await monitor.waitReadable(readEnd)
-        return true
-      }
-      group.addTask {
-        try await Task.sleep(for: .seconds(30))
-        return false
-      }
-      defer { group.cancelAll() }
-      return try await group.next()!
+    guard try await waitReadable(readEnd, unlessExitOf: nil, timeout: .seconds(30)) else {
+      throw ProcessError.readinessTimedOut(.seconds(30))
     }
-    guard readable else { throw ProcessError.readinessTimedOut(.seconds(30)) }
     var message = [UInt8](repeating: 0, count: 5)
     guard read(readEnd, &message, 5) == 5, message[0] == pidByte else { return nil }
     let pid = message[1...].withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
     forkedCount.add(1, ordering: .relaxed)
     return try adopt(pid, usePidfd: usePidfd, monitor: monitor)
+  }
+
+  /// Whether `fd` became readable (or reached end of file) before `child` exited and before `timeout`.
+  private static func waitReadable(_ fd: Int32, unlessExitOf child: ChildProcess?, timeout: Duration) async throws
+    -> Bool
+  {
+    let monitor = try ProcessMonitor.shared()
+    return try await withThrowingTaskGroup(of: Bool.self) { group in
+      group.addTask {
+        try await monitor.waitReadable(fd)
+        return true
+      }
+      if let child {
+        group.addTask {
+          _ = try await child.wait()
+          return false
+        }
+      }
+      group.addTask {
+        try await Task.sleep(for: timeout)
+        return false
+      }
+      defer { group.cancelAll() }
+      return try await group.next()!
+    }
   }
 
   private static func adopt(_ pid: Int32, usePidfd: Bool, monitor: ProcessMonitor) throws -> ChildProcess {
@@ -263,23 +278,7 @@ package enum ForkServer {
       Glibc.close(theirs)
       throw error
     }
-    let monitor = try ProcessMonitor.shared()
-    let greeted = try await withThrowingTaskGroup(of: Bool.self) { group in
-      group.addTask {
-        try await monitor.waitReadable(ours)
-        return true
-      }
-      group.addTask {
-        _ = try await process.wait()
-        return false
-      }
-      group.addTask {
-        try await Task.sleep(for: greetingTimeout)
-        return false
-      }
-      defer { group.cancelAll() }
-      return try await group.next()!
-    }
+    let greeted = try await waitReadable(ours, unlessExitOf: process, timeout: greetingTimeout)
     var greeting: Int32 = -1
     guard greeted, asynctools_receive_int32(ours, 0, &greeting) == 0, greeting == 0 else {
       _ = try? process.send(signal: SIGKILL)
