@@ -148,6 +148,8 @@ func registerProcessTestEntries() {
     let grandchild = try await ChildProcess.fork(
       entry: "report-sigterm", fileDescriptors: [3: 3], options: .init(parentDeathSignal: signal))
     writeAll("\(grandchild.pid)\n", to: 3)
+    // The fork server that made it (if any): it must not outlive this process either.
+    if let server = ForkServer.serverProcess(for: ChildProcess.selfExecutable) { writeAll("server \(server.pid)\n", to: 3) }
     sleepForever()
   }
 }
