@@ -73,6 +73,24 @@ package enum ForkServer {
     /// This process's group and session when the server started: children inherit the server's.
     let processGroup: pid_t
     let session: pid_t
+    /// The executable file the server runs: a program replaced on disk since (rebuilt and renamed into
+    /// place) gets a new server, so a child runs what re-executing the path would run.
+    let file: FileIdentity?
+  }
+
+  /// Which file a path names, and its version.
+  struct FileIdentity: Sendable, Hashable {
+    var device: UInt64
+    var inode: UInt64
+    var modified: Int
+    var modifiedNanoseconds: Int
+
+    init?(path: String) {
+      var info = stat()
+      guard stat(path, &info) == 0 else { return nil }
+      (device, inode) = (UInt64(info.st_dev), UInt64(info.st_ino))
+      (modified, modifiedNanoseconds) = (info.st_mtim.tv_sec, info.st_mtim.tv_nsec)
+    }
   }
 
   enum Entry: Sendable {
@@ -223,7 +241,7 @@ package enum ForkServer {
   /// Concurrent callers share one start.
   private static func server(for request: SpawnRequest) async -> Server? {
     let key = request.executable
-    let (group, session) = (getpgrp(), getsid(0))
+    let (group, session, file) = (getpgrp(), getsid(0), FileIdentity(path: key))
     enum Next {
       case ready(Server?)
       case wait(Task<Server?, Never>)
@@ -232,17 +250,18 @@ package enum ForkServer {
       switch servers[key] {
       case .unavailable?:
         return .ready(nil)
-      case .running(let server)? where server.processGroup == group && server.session == session:
+      case .running(let server)? where server.processGroup == group && server.session == session && server.file == file:
         return .ready(server)
       case .starting(let task)?:
         return .wait(task)
       case .running(let server)?:
-        // This process changed its group or session: children must follow it, so a new server.
+        // This process changed its group or session (children must follow it), or the program file was
+        // replaced: a new server.
         server.connection.close()
         fallthrough
       case nil:
         let task = Task<Server?, Never> {
-          let server = (try? await start(request, processGroup: group, session: session)) ?? nil
+          let server = (try? await start(request, processGroup: group, session: session, file: file)) ?? nil
           ForkServer.servers.withLock { $0[key] = server.map(Entry.running) ?? .unavailable }
           return server
         }
@@ -258,7 +277,9 @@ package enum ForkServer {
 
   /// Re-executes `request.executable` as a fork server and waits for its greeting (raced against its
   /// exit and a timeout). `nil` when it cannot serve: it is then killed and reaped like any child.
-  private static func start(_ request: SpawnRequest, processGroup: pid_t, session: pid_t) async throws -> Server? {
+  private static func start(_ request: SpawnRequest, processGroup: pid_t, session: pid_t, file: FileIdentity?)
+    async throws -> Server?
+  {
     var fds: [Int32] = [-1, -1]
     guard asynctools_socketpair_seqpacket(&fds) == 0 else { throw ProcessError.systemCallFailed("socketpair", errno: errno) }
     let (ours, theirs) = (fds[0], fds[1])
@@ -285,7 +306,8 @@ package enum ForkServer {
       Glibc.close(ours)
       return nil
     }
-    return Server(connection: Connection(ours), process: process, processGroup: processGroup, session: session)
+    return Server(
+      connection: Connection(ours), process: process, processGroup: processGroup, session: session, file: file)
   }
 
   /// Forgets `server`; closing the socket ends it (it reads end of file and exits), `kill` ends it now.

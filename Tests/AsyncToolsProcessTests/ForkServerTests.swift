@@ -206,6 +206,34 @@ import Testing
     }
   }
 
+  @Test func aProgramReplacedOnDiskGetsANewServer() async throws {
+    try await withWatchdog {
+      var template = Array("/tmp/asynctools-fork-server-XXXXXX".utf8CString)
+      let directory = try #require(mkdtemp(&template).map { String(cString: $0) })
+      let program = "\(directory)/child"
+      defer {
+        unlink(program)
+        rmdir(directory)
+      }
+      // A copy of the test helper, then a new version renamed into place (as a rebuild does).
+      func install() throws {
+        try #require(system("cp '\(testChildPath)' '\(program).new' && mv '\(program).new' '\(program)'") == 0)
+      }
+      try install()
+      let first = try await ChildProcess.spawn(executable: program, entry: "sleep")
+      let oldServer = try #require(ForkServer.serverProcess(for: program))
+      #expect(isForked(first))
+      try install()
+      let second = try await ChildProcess.spawn(executable: program, entry: "sleep")
+      let newServer = try #require(ForkServer.serverProcess(for: program))
+      #expect(newServer.pid != oldServer.pid)
+      #expect(isForked(second))
+      #expect(try await oldServer.wait() == .exited(0))  // told to go (its socket closed), and reaped
+      await killAndReap(first)
+      await killAndReap(second)
+    }
+  }
+
   @Test func aProgramThatCannotServeFallsBackToReexecution() async throws {
     try await withWatchdog {
       // /bin/true exits at once instead of greeting: its forks are re-executions (and it dies before ready).
