@@ -62,7 +62,9 @@ extension ChildProcess {
     do {
       try request.validateStrings()
       let useServer = viaForkServer && options.useForkServer && options.closeOtherDescriptors && workingDirectory == nil
-      switch useServer ? try await ForkServer.fork(request, readyFD: readyFD, usePidfd: options.usePidfd) : .unavailable {
+      let outcome: ForkServer.Outcome =
+        useServer ? try await ForkServer.fork(request, readyFD: readyFD, usePidfd: options.usePidfd) : .unavailable
+      switch outcome {
       case .forked(let forked):
         child = forked
       case .unavailable:

@@ -226,7 +226,8 @@ package enum ForkServer {
         }
       }
       var reply: Int32 = 0
-      guard asynctools_receive_int32(socket, replyTimeoutMilliseconds.load(ordering: .relaxed), &reply) == 0 else { return .lost }
+      let timeout = replyTimeoutMilliseconds.load(ordering: .relaxed)
+      guard asynctools_receive_int32(socket, timeout, &reply) == 0 else { return .lost }
       if reply > 0 { return .forked(reply) }
       let code = -reply
       if code == ENOSYS || code == EPERM || code == EINVAL { return .refused }
@@ -281,7 +282,9 @@ package enum ForkServer {
     async throws -> Server?
   {
     var fds: [Int32] = [-1, -1]
-    guard asynctools_socketpair_seqpacket(&fds) == 0 else { throw ProcessError.systemCallFailed("socketpair", errno: errno) }
+    guard asynctools_socketpair_seqpacket(&fds) == 0 else {
+      throw ProcessError.systemCallFailed("socketpair", errno: errno)
+    }
     let (ours, theirs) = (fds[0], fds[1])
     let serverFD: Int32 = 3
     var environment = ReexecutionEnvironment.removingHandshake(from: ChildProcess.currentEnvironment())
@@ -367,7 +370,8 @@ package enum ForkServer {
       bytes = withUnsafeBytes(of: &header) { Array($0) }
       for target in targets { withUnsafeBytes(of: target) { bytes.append(contentsOf: $0) } }
       bytes.append(contentsOf: environment)
-      guard descriptors.count <= Int(ASYNCTOOLS_FORK_SERVER_MAX_FDS), bytes.count <= Int(ASYNCTOOLS_FORK_SERVER_MAX_REQUEST)
+      guard descriptors.count <= Int(ASYNCTOOLS_FORK_SERVER_MAX_FDS),
+        bytes.count <= Int(ASYNCTOOLS_FORK_SERVER_MAX_REQUEST)
       else {
         Glibc.close(cwd)
         return nil

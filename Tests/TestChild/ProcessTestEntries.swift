@@ -121,7 +121,8 @@ func registerProcessTestEntries() {
   entry("getcwd") { arguments in
     var buffer = [CChar](repeating: 0, count: 4096)
     guard getcwd(&buffer, buffer.count) != nil else { return 2 }
-    writeAll(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), to: Int32(arguments[0])!)
+    let directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    writeAll(directory, to: Int32(arguments[0])!)
     return 0
   }
   // Writes this process's parent pid to descriptor arguments[0].
@@ -149,7 +150,9 @@ func registerProcessTestEntries() {
       entry: "report-sigterm", fileDescriptors: [3: 3], options: .init(parentDeathSignal: signal))
     writeAll("\(grandchild.pid)\n", to: 3)
     // The fork server that made it (if any): it must not outlive this process either.
-    if let server = ForkServer.serverProcess(for: ChildProcess.selfExecutable) { writeAll("server \(server.pid)\n", to: 3) }
+    if let server = ForkServer.serverProcess(for: ChildProcess.selfExecutable) {
+      writeAll("server \(server.pid)\n", to: 3)
+    }
     sleepForever()
   }
 }
