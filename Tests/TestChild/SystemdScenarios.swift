@@ -52,16 +52,3 @@ func runSystemdScenarioIfRequested() async {
     exit(1)
   }
 }
-
-/// Reads one line from `fd` (blocking, at most 5 s), answers `prefix` + the line, and closes it.
-private func answerOneLine(_ fd: CInt, prefix: String) {
-  defer { close(fd) }
-  _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-  var timeout = timeval(tv_sec: 5, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-  var line: [UInt8] = []
-  var byte: UInt8 = 0
-  while read(fd, &byte, 1) == 1, byte != 0x0A { line.append(byte) }
-  let answer = Array((prefix + String(decoding: line, as: UTF8.self) + "\n").utf8)
-  _ = write(fd, answer, answer.count)
-}
