@@ -6,8 +6,9 @@
 // <the line it sent>`, then is closed. Every main process (the first one and each new one an upgrade
 // starts) prints `main <pid> <version>` and `listening <port>`, and at the end `server exit <code>
 // <description>`. `--trap PATH`: a main process that starts while the file PATH holds `fail` exits
-// with status 1 at once (a broken new build), one that finds `hang` never gets ready (its workers
-// sleep in their set-up).
+// with status 1 at once (a broken new build); workers that start while it holds `hang` never get
+// ready (they sleep in their set-up), while it holds `worker-fails` they throw in their set-up (so
+// their main process stops on its own).
 import AsyncToolsServer
 
 #if canImport(Glibc)
@@ -32,8 +33,10 @@ func runUpgradeScenarioIfRequested() async {
   var configuration = ServerConfiguration(numWorkers: value("--workers") ?? 2, listen: .init(port: value("--port") ?? 0))
   if let milliseconds = value("--upgrade-timeout-ms") { configuration.upgradeTimeout = .milliseconds(milliseconds) }
   let mainPID = getpid()
+  struct SetUpFailed: Error {}
   let worker: @Sendable (WorkerContext) async throws -> Void = { context in
     if trap == "hang" { try await Task.sleep(for: .seconds(3600)) }
+    if trap == "worker-fails" { throw SetUpFailed() }
     let connections = try context.acceptedConnections()
     let prefix = "\(testChildVersion) main \(getppid()): "
     let server = Task {

@@ -1,0 +1,270 @@
+import AsyncToolsTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The binary upgrade of the main process with real processes, signals and sockets (issue #15,
+/// items 2 and 3): SIGUSR2 under load drops no request and never refuses a connection, the new
+/// build's version is served afterwards; a new main process that fails or hangs leaves the old one
+/// serving; systemd hears the upgrade in order, `MAINPID=` included.
+///
+/// Each test runs a copy of `AsyncToolsTestChild upgrade` (UpgradeScenario.swift) from a temporary
+/// directory, so that it can "rebuild" it: a copy whose version string `sed` changed is renamed
+/// over the path the server was started from.
+@Suite("Server binary upgrade")
+struct ServerUpgradeTests {
+  static let version1 = "asynctools-test-child-version-0001"
+  static let version2 = "asynctools-test-child-version-0002"
+
+  /// A temporary directory holding the server's executable (`server`) and its trap file (`trap`).
+  struct Installation: Sendable {
+    let directory: String
+    var path: String { "\(directory)/server" }
+    var trap: String { "\(directory)/trap" }
+
+    /// Copies the built test child; done by `/bin/sh`, never in this process (a descriptor open
+    /// for writing here would be inherited, for a moment, by a child another test spawns, and
+    /// exec'ing the file then fails with ETXTBSY).
+    static func make() async throws -> Installation {
+      var template = Array("/tmp/asynctools-upgrade-XXXXXX".utf8CString)
+      let directory = try #require(mkdtemp(&template).map { String(cString: $0) })
+      let installation = Installation(directory: directory)
+      try await installation.shell("cp '\(LaunchedProcess.productsDirectory)/AsyncToolsTestChild' server")
+      return installation
+    }
+
+    /// "Rebuilds" the server: a copy with version 2 renamed over its path, as a build writes it.
+    func installVersion2() async throws {
+      try await shell(
+        "sed 's/\(ServerUpgradeTests.version1)/\(ServerUpgradeTests.version2)/' server > server.new"
+          + " && chmod +x server.new && mv -f server.new server")
+    }
+
+    /// Sets the trap the next main process reads at start: `fail` or `hang`.
+    func setTrap(_ word: String) async throws { try await shell("echo \(word) > trap") }
+
+    func remove() {
+      for file in [path, trap, path + ".new"] { unlink(file) }
+      rmdir(directory)
+    }
+
+    private func shell(_ command: String) async throws {
+      let shell = try LaunchedProcess("/bin/sh", ["-c", "cd '\(directory)' && \(command)"])
+      let code = await shell.exitCode()
+      try #require(code == 0, "\(command): \(shell.stderrText)")
+    }
+  }
+
+  /// Waits until the server logged that `workers` workers are ready (as often as `times` main
+  /// processes started them), or it exited.
+  private func waitForReady(_ server: LaunchedProcess, workers: Int = 2, times: Int = 1) async {
+    await server.output.wait { events in
+      (0..<workers).allSatisfy { index in
+        events.filter { $0.hasPrefix("err: ") && $0.hasSuffix("worker \(index) is ready") }.count >= times
+      } || events.contains { $0.hasPrefix("exit: ") }
+    }
+  }
+
+  /// The pid in `server exit 0 handed over to the new main process <pid>`.
+  private func newMainProcess(_ server: LaunchedProcess) async throws -> pid_t {
+    let line = await server.waitForLine { $0.hasPrefix("server exit ") }
+    #expect(line.hasPrefix("server exit 0 handed over to the new main process "), "\(server.output.events)")
+    return try #require(pid_t(line.split(separator: " ").last ?? ""), "\(line)")
+  }
+
+  /// A new main process the test must not leave behind if it fails (it is not our child: reparented
+  /// when the old one exits).
+  private final class Leftover: Sendable {
+    let pid = PThreadLocked<pid_t?>(nil)
+    func kill() { if let pid = pid.withLock({ $0 }), processExists(pid) { Glibc.kill(pid, SIGKILL) } }
+  }
+
+  @Test func anUpgradeUnderLoadDropsNothingKeepsThePortAndServesTheNewBuild() async throws {
+    let installation = try await Installation.make()
+    defer { installation.remove() }
+    let server = try LaunchedProcess(installation.path, ["upgrade", "--workers", "2", "--port", "0"])
+    let leftover = Leftover()
+    defer {
+      server.killIfRunning()
+      leftover.kill()
+    }
+    try await withWatchdog(seconds: 120) {
+      let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
+      await waitForReady(server)
+      let load = UpgradeLoad(port: port)
+      load.start()
+      defer { load.requestStop() }
+      await load.seen.wait { $0.contains("\(Self.version1) main \(server.pid)") || $0.contains { $0.hasPrefix("failure") } }
+
+      try await installation.installVersion2()
+      server.signal(SIGUSR2)
+      let newMain = try await newMainProcess(server)
+      leftover.pid.withLock { $0 = newMain }
+      // The new build answers, and keeps answering after the old main process has exited.
+      await load.seen.wait { $0.contains("\(Self.version2) main \(newMain)") || $0.contains { $0.hasPrefix("failure") } }
+      await server.output.wait { $0.contains { $0.hasPrefix("exit: ") } }
+      let progress = load.seen.count("progress")
+      await load.seen.wait { $0.filter { $0.hasPrefix("progress") }.count >= progress + 3 || $0.contains { $0.hasPrefix("failure") } }
+      let result = await load.finish()
+
+      #expect(result.failures.isEmpty, "\(result.failures.prefix(5)) of \(result.roundTrips) round trips")
+      #expect(result.roundTrips >= 300)
+      #expect(Set(result.answeredBy) == ["\(Self.version1) main \(server.pid)", "\(Self.version2) main \(newMain)"])
+      #expect(server.stderrText.contains("binary upgrade: the new main process \(newMain) is ready and takes over"))
+
+      kill(newMain, SIGTERM)
+      // The old main's status, once every process holding its output (the new main process and all
+      // the workers) has ended.
+      #expect(await server.exitCode() == 0, "\(server.output.events)")
+      #expect(server.stdoutLines.contains("server exit 0 stopped by SIGTERM"), "the new main process stopped cleanly")
+      #expect(server.stdoutLines.contains("main \(newMain) \(Self.version2)"))
+    }
+  }
+
+  /// A broken new build (exits at once), one whose worker fails (its main process stops on its
+  /// own, and must not stop the socket it shares with the old one), and a hung one (never ready:
+  /// killed at the upgrade timeout): the old main process logs why, keeps serving on the same
+  /// socket, and stops normally.
+  @Test func aFailingOrHangingNewMainProcessLeavesTheOldOneServing() async throws {
+    let installation = try await Installation.make()
+    defer { installation.remove() }
+    let server = try LaunchedProcess(
+      installation.path, ["upgrade", "--workers", "1", "--port", "0", "--upgrade-timeout-ms", "1000", "--trap", installation.trap])
+    defer { server.killIfRunning() }
+    try await withWatchdog(seconds: 90) {
+      let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
+      await waitForReady(server, workers: 1)
+
+      try await installation.setTrap("fail")
+      server.signal(SIGUSR2)
+      await server.output.wait { events in
+        events.contains { $0.hasSuffix("before it was ready; this main process serves on") } || events.contains { $0.hasPrefix("exit: ") }
+      }
+      #expect(server.stderrText.contains(#/binary upgrade failed: the new main process \d+ exited with status 1 before it was ready/#))
+      #expect(server.stdoutLines.contains { $0.hasSuffix("refuses to start: the trap says fail") })
+      #expect(await onThread { lineRoundTrip(port: port, line: "a") } == "\(Self.version1) main \(server.pid): a\n")
+
+      try await installation.setTrap("worker-fails")
+      server.signal(SIGUSR2)
+      await server.output.wait { events in
+        events.filter { $0.hasSuffix("before it was ready; this main process serves on") }.count == 2
+          || events.contains { $0.hasPrefix("exit: ") }
+      }
+      #expect(server.stdoutLines.contains("server exit 1 stopped because worker 0 failed during start-up: see the worker's log"))
+      #expect(await onThread { lineRoundTrip(port: port, line: "w") } == "\(Self.version1) main \(server.pid): w\n")
+
+      try await installation.setTrap("hang")
+      server.signal(SIGUSR2)
+      await server.output.wait { events in
+        events.contains { $0.contains("was killed by signal 9") } || events.contains { $0.hasPrefix("exit: ") }
+      }
+      let killed = try #require(
+        server.stderrText.firstMatch(of: #/the new main process (\d+) was not ready within 1.0 seconds: killed it; this main process serves on/#))
+      #expect(!processExists(pid_t(killed.1)!), "the killed new main process was reaped")
+      #expect(await onThread { lineRoundTrip(port: port, line: "b") } == "\(Self.version1) main \(server.pid): b\n")
+
+      server.signal(SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.output.events)")
+      #expect(server.stdoutLines.last == "server exit 0 stopped by SIGTERM")
+    }
+  }
+
+  /// systemd (a Unix datagram socket standing in for `NOTIFY_SOCKET`) hears, in order: the old
+  /// main ready, the upgrade's status, the new main's `READY=1` with its `MAINPID=`, the old main
+  /// moving `MAINPID=` to it, and at the end only the new main's `STOPPING=1`; the new main pings
+  /// the watchdog after the old one has exited.
+  @Test func systemdHearsTheUpgradeInOrderWithTheNewMainPID() async throws {
+    let installation = try await Installation.make()
+    defer { installation.remove() }
+    let standIn = try NotifySocketStandIn(abstract: true)
+    defer { standIn.close() }
+    let server = try LaunchedProcess(
+      installation.path, ["upgrade", "--workers", "2", "--port", "0"],
+      environment: ["NOTIFY_SOCKET=\(standIn.path)", "WATCHDOG_USEC=100000"])
+    let leftover = Leftover()
+    defer {
+      server.killIfRunning()
+      leftover.kill()
+    }
+    try await withWatchdog(seconds: 90) {
+      await standIn.received.wait { $0.contains { $0.hasPrefix("READY=1") } }
+      server.signal(SIGUSR2)
+      let newMain = try await newMainProcess(server)
+      leftover.pid.withLock { $0 = newMain }
+      await server.output.wait { $0.contains { $0.hasPrefix("exit: ") } }
+      let pings = standIn.received.count("WATCHDOG=1")
+      await standIn.received.wait(for: pings + 2, "WATCHDOG=1")
+      kill(newMain, SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.output.events)")
+      await standIn.received.wait { $0.contains { $0.hasPrefix("STOPPING=1") } }
+
+      let old = server.pid
+      #expect(
+        standIn.messages.filter { !$0.hasPrefix("STATUS=starting") } == [
+          "READY=1\nMAINPID=\(old)\nSTATUS=serving with 2 worker(s)",
+          "STATUS=binary upgrade: starting a new main process",
+          "READY=1\nMAINPID=\(newMain)\nSTATUS=serving with 2 worker(s)",
+          "MAINPID=\(newMain)\nSTATUS=handed over to the new main process \(newMain)",
+          "STOPPING=1\nSTATUS=stopping on SIGTERM",
+        ])
+    }
+  }
+}
+
+/// A bounded client loop on its own thread: connects to 127.0.0.1:`port` again and again, sends a
+/// numbered line and checks the answer (`<version> main <pid>: <line>`). A refused connection, an
+/// error or a wrong answer is a failure. ``seen`` records each new `<version> main <pid>`, a
+/// `progress` event every 100 round trips, and the failures.
+final class UpgradeLoad: Sendable {
+  struct Result: Sendable {
+    var roundTrips = 0
+    var failures: [String] = []
+    var answeredBy: [String] = []
+  }
+
+  let port: Int
+  let seen = Probe()
+  private let state = PThreadLocked((stop: false, result: Result()))
+
+  /// At most this many round trips (the loop is bounded even if the test forgets to stop it).
+  static let limit = 200_000
+
+  init(port: Int) { self.port = port }
+
+  func start() {
+    startThread { [self] in
+      for index in 0..<Self.limit {
+        if state.withLock({ $0.stop }) { break }
+        let line = "request \(index)"
+        let reply = lineRoundTrip(port: port, line: line, seconds: 10)
+        let by = reply.flatMap { $0.hasSuffix(": \(line)\n") ? String($0.dropLast(line.count + 3)) : nil }
+        let event: String? = state.withLock { state in
+          state.result.roundTrips += 1
+          guard let by else {
+            state.result.failures.append("\(line): \(reply.map { "answered \($0)" } ?? "no answer (errno \(errno))")")
+            return "failure"
+          }
+          if !state.result.answeredBy.contains(by) {
+            state.result.answeredBy.append(by)
+            return by
+          }
+          return state.result.roundTrips % 100 == 0 ? "progress" : nil
+        }
+        if let event { seen.record(event) }
+      }
+      seen.record("done")
+    }
+  }
+
+  /// Asks the loop to stop after its current round trip.
+  func requestStop() { state.withLock { $0.stop = true } }
+
+  /// Stops the loop and returns what it saw, once its thread has finished.
+  func finish() async -> Result {
+    requestStop()
+    await seen.wait { $0.contains("done") }
+    return state.withLock { $0.result }
+  }
+}
