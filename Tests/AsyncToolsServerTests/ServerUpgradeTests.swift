@@ -67,9 +67,14 @@ struct ServerUpgradeTests {
     }
   }
 
-  /// The pid in `server exit 0 handed over to the new main process <pid>`.
+  /// The pid in `server exit 0 handed over to the new main process <pid>`. Waits for the line itself,
+  /// not for the exit (the exit can be recorded before the line is read from the pipe); a server that
+  /// dies without printing it fails the test at the watchdog (the new main process holds the pipe).
   private func newMainProcess(_ server: LaunchedProcess) async throws -> pid_t {
-    let line = await server.waitForLine { $0.hasPrefix("server exit ") }
+    await server.output.wait { events in
+      events.contains { $0.hasPrefix("out: server exit ") } || events.contains { $0.hasPrefix("eof: out: ") }
+    }
+    let line = server.stdoutLines.first { $0.hasPrefix("server exit ") } ?? "<no server exit line>"
     #expect(line.hasPrefix("server exit 0 handed over to the new main process "), "\(server.output.events)")
     return try #require(pid_t(line.split(separator: " ").last ?? ""), "\(line)")
   }
@@ -139,17 +144,20 @@ struct ServerUpgradeTests {
 
       try await installation.setTrap("fail")
       server.signal(SIGUSR2)
+      // The log line and the new main process's own line come through different pipes.
       await server.output.wait { events in
-        events.contains { $0.hasSuffix("before it was ready; this main process serves on") } || events.contains { $0.hasPrefix("exit: ") }
+        events.contains { $0.hasSuffix("before it was ready; this main process serves on") }
+          && events.contains { $0.hasSuffix("refuses to start: the trap says fail") }
+          || events.contains { $0.hasPrefix("exit: ") }
       }
       #expect(server.stderrText.contains(#/binary upgrade failed: the new main process \d+ exited with status 1 before it was ready/#))
-      #expect(server.stdoutLines.contains { $0.hasSuffix("refuses to start: the trap says fail") })
       #expect(await onThread { lineRoundTrip(port: port, line: "a") } == "\(Self.version1) main \(server.pid): a\n")
 
       try await installation.setTrap("worker-fails")
       server.signal(SIGUSR2)
       await server.output.wait { events in
         events.filter { $0.hasSuffix("before it was ready; this main process serves on") }.count == 2
+          && events.contains { $0.hasPrefix("out: server exit 1 ") }
           || events.contains { $0.hasPrefix("exit: ") }
       }
       #expect(server.stdoutLines.contains("server exit 1 stopped because worker 0 failed during start-up: see the worker's log"))
@@ -168,6 +176,31 @@ struct ServerUpgradeTests {
       server.signal(SIGTERM)
       #expect(await server.exitCode() == 0, "\(server.output.events)")
       #expect(server.stdoutLines.last == "server exit 0 stopped by SIGTERM")
+    }
+  }
+
+  /// SIGTERM to the old main process during an upgrade stops the whole server: the new main process
+  /// (not ready: its worker hangs in its set-up) is stopped too, and the old one exits only after it.
+  @Test func aStopDuringAnUpgradeStopsTheNewMainProcessToo() async throws {
+    let installation = try await Installation.make()
+    defer { installation.remove() }
+    let server = try LaunchedProcess(
+      installation.path, ["upgrade", "--workers", "1", "--port", "0", "--trap", installation.trap])
+    defer { server.killIfRunning() }
+    try await withWatchdog(seconds: 90) {
+      await waitForReady(server, workers: 1)
+      try await installation.setTrap("hang")
+      server.signal(SIGUSR2)
+      // The new main process runs (it printed its line) and its worker is starting.
+      await server.output.wait { events in
+        events.filter { $0.hasPrefix("out: main ") }.count == 2 || events.contains { $0.hasPrefix("exit: ") }
+      }
+      server.signal(SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.output.events)")
+      let stderr = server.stderrText
+      #expect(stderr.contains(#/binary upgrade abandoned: the server stops, and so does the new main process \d+/#))
+      #expect(stderr.contains(#/the new main process \d+ exited with status 0/#))
+      #expect(server.stdoutLines.filter { $0 == "server exit 0 stopped by SIGTERM" }.count == 2, "both main processes")
     }
   }
 
