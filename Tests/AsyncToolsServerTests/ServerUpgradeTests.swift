@@ -86,10 +86,12 @@ struct ServerUpgradeTests {
     func kill() { if let pid = pid.withLock({ $0 }), processExists(pid) { Glibc.kill(pid, SIGKILL) } }
   }
 
-  @Test func anUpgradeUnderLoadDropsNothingKeepsThePortAndServesTheNewBuild() async throws {
+  @Test(arguments: ["processes", "threads"])
+  func anUpgradeUnderLoadDropsNothingKeepsThePortAndServesTheNewBuild(mode: String) async throws {
     let installation = try await Installation.make()
     defer { installation.remove() }
-    let server = try LaunchedProcess(installation.path, ["upgrade", "--workers", "2", "--port", "0"])
+    let server = try LaunchedProcess(
+      installation.path, ["upgrade", "--workers", "2", "--port", "0"] + (mode == "threads" ? ["--threads"] : []))
     let leftover = Leftover()
     defer {
       server.killIfRunning()

@@ -1,6 +1,6 @@
 // The binary-upgrade scenario for AsyncToolsServerTests (SIGUSR2: a new main process takes over).
 //
-//     AsyncToolsTestChild upgrade [--workers N] [--port P] [--upgrade-timeout-ms N] [--trap PATH]
+//     AsyncToolsTestChild upgrade [--threads] [--workers N] [--port P] [--upgrade-timeout-ms N] [--trap PATH]
 //
 // A line server: each connection gets one line back, `<version> main <pid of the main process>:
 // <the line it sent>`, then is closed. Every main process (the first one and each new one an upgrade
@@ -30,7 +30,9 @@ func runUpgradeScenarioIfRequested() async {
     exit(1)
   }
 
-  var configuration = ServerConfiguration(numWorkers: value("--workers") ?? 2, listen: .init(port: value("--port") ?? 0))
+  var configuration = ServerConfiguration(
+    mode: arguments.contains("--threads") ? .threads : .processes, numWorkers: value("--workers") ?? 2,
+    listen: .init(port: value("--port") ?? 0))
   if let milliseconds = value("--upgrade-timeout-ms") { configuration.upgradeTimeout = .milliseconds(milliseconds) }
   let mainPID = getpid()
   struct SetUpFailed: Error {}
@@ -38,7 +40,7 @@ func runUpgradeScenarioIfRequested() async {
     if trap == "hang" { try await Task.sleep(for: .seconds(3600)) }
     if trap == "worker-fails" { throw SetUpFailed() }
     let connections = try context.acceptedConnections()
-    let prefix = "\(testChildVersion) main \(getppid()): "
+    let prefix = "\(testChildVersion) main \(context.mode == .threads ? getpid() : getppid()): "
     let server = Task {
       for await fd in connections { answerOneLine(fd, prefix: prefix) }
     }
