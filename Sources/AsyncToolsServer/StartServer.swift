@@ -40,7 +40,13 @@ import UnixSignals
 ///   (``ServerConfiguration/onWorkerFailure``);
 /// - when every worker has ended, the server stops by itself;
 /// - ``ServerConfiguration/restartSignal`` (SIGHUP) replaces the workers one at a time (one
-///   arriving during a restart is queued).
+///   arriving during a restart is queued);
+/// - ``ServerConfiguration/upgradeSignal`` (SIGUSR2) starts a new main process from the executable
+///   at the path the server was started from, which inherits the listening socket; once its
+///   workers are ready it takes over, the workers here stop and this call returns
+///   ``ServerExit/upgraded(newMainProcess:)``; if it fails, this server serves on. In the new main
+///   process this same call (it re-runs `main` up to here) serves on the inherited socket instead
+///   of binding ``ServerConfiguration/listen``.
 ///
 /// Cancelling the task that called `startServer` stops the server as the default stop signal would.
 ///
