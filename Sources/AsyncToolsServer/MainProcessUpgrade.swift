@@ -63,7 +63,9 @@ final class MainProcessUpgrader: Sendable {
         events.yield(.upgradeReady)
         return
       }
-      events.yield(.upgradeEnded(status: Self.describe(await Self.waitForExit(child))))
+      // Through cancellation: the process must be reaped (status unknown: reaped elsewhere).
+      let status = (try? await child.waitUncancellable().get()) ?? .exited(255)
+      events.yield(.upgradeEnded(status: Self.describe(status)))
     }
     state.withLock {
       $0.child = child
@@ -90,19 +92,6 @@ final class MainProcessUpgrader: Sendable {
     switch status {
     case .exited(let code): "exited with status \(code)"
     case .signaled(let signal, _): "was killed by signal \(signal)"
-    }
-  }
-
-  /// The exit status; waits through cancellation, because the process must be reaped.
-  private static func waitForExit(_ child: ChildProcess) async -> ChildProcess.ExitStatus {
-    while true {
-      do {
-        return try await child.wait()
-      } catch is CancellationError {
-        continue
-      } catch {
-        return .exited(255)  // reaped elsewhere: status unknown
-      }
     }
   }
 

@@ -1,5 +1,7 @@
-// What the scenarios of this test child share: reading their flags and printing the lines the
-// tests wait for.
+// What the scenarios of this test child share: reading their flags, printing the lines the tests
+// wait for, and the line server of the systemd and upgrade scenarios.
+import AsyncToolsServer
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -29,4 +31,36 @@ func answerOneLine(_ fd: CInt, prefix: String) {
   while read(fd, &byte, 1) == 1, byte != 0x0A { line.append(byte) }
   let answer = Array((prefix + String(decoding: line, as: UTF8.self) + "\n").utf8)
   _ = write(fd, answer, answer.count)
+}
+
+/// Runs a line server with `configuration` and exits: each worker answers every connection with
+/// one line, the `prefix` its set-up returns followed by the line received, then closes it. The
+/// main process prints `listening <port>` (after `main`'s own lines), and at the end `server exit
+/// <code> <description>`; a server error prints `server error <message>` and exits 1.
+func runLineServer(
+  configuration: ServerConfiguration, prefix: @escaping @Sendable (WorkerContext) async throws -> String,
+  main: @escaping (ServerMain) -> Void
+) async -> Never {
+  let worker: @Sendable (WorkerContext) async throws -> Void = { context in
+    let prefix = try await prefix(context)
+    let connections = try context.acceptedConnections()
+    let server = Task {
+      for await fd in connections { answerOneLine(fd, prefix: prefix) }
+    }
+    _ = await context.stopSignal()
+    connections.stopAccepting()
+    await server.value
+  }
+  do {
+    let result = try await startServer(configuration: configuration, worker: worker) { server in
+      main(server)
+      say("listening \(server.listeningPort ?? -1)")
+      return try await server.runWorkers()
+    }
+    say("server exit \(result.exitCode) \(result)")
+    exit(result.exitCode)
+  } catch {
+    say("server error \((error as? ServerError)?.message ?? "\(error)")")
+    exit(1)
+  }
 }

@@ -29,26 +29,9 @@ func runSystemdScenarioIfRequested() async {
   } else {
     configuration.listen = .systemdSocket(named: value("--socket"))
   }
-  let worker: @Sendable (WorkerContext) async throws -> Void = { context in
-    let connections = try context.acceptedConnections()
-    let prefix = "worker \(context.processIndex) \(variables()): "
-    let server = Task {
-      for await fd in connections { answerOneLine(fd, prefix: prefix) }
-    }
-    _ = await context.stopSignal()
-    connections.stopAccepting()
-    await server.value
-  }
-  do {
-    let result = try await startServer(configuration: configuration, worker: worker) { server in
-      say("listening \(server.listeningPort ?? -1)")
-      say("main \(variables())")
-      return try await server.runWorkers()
-    }
-    say("server exit \(result.exitCode) \(result)")
-    exit(result.exitCode)
-  } catch {
-    say("server error \((error as? ServerError)?.message ?? "\(error)")")
-    exit(1)
+  await runLineServer(configuration: configuration) { context in
+    "worker \(context.processIndex) \(variables()): "
+  } main: { _ in
+    say("main \(variables())")
   }
 }

@@ -34,31 +34,13 @@ func runUpgradeScenarioIfRequested() async {
     mode: arguments.contains("--threads") ? .threads : .processes, numWorkers: value("--workers") ?? 2,
     listen: .init(port: value("--port") ?? 0))
   if let milliseconds = value("--upgrade-timeout-ms") { configuration.upgradeTimeout = .milliseconds(milliseconds) }
-  let mainPID = getpid()
   struct SetUpFailed: Error {}
-  let worker: @Sendable (WorkerContext) async throws -> Void = { context in
+  await runLineServer(configuration: configuration) { context in
     if trap == "hang" { try await Task.sleep(for: .seconds(3600)) }
     if trap == "worker-fails" { throw SetUpFailed() }
-    let connections = try context.acceptedConnections()
-    let prefix = "\(testChildVersion) main \(context.mode == .threads ? getpid() : getppid()): "
-    let server = Task {
-      for await fd in connections { answerOneLine(fd, prefix: prefix) }
-    }
-    _ = await context.stopSignal()
-    connections.stopAccepting()
-    await server.value
-  }
-  do {
-    let result = try await startServer(configuration: configuration, worker: worker) { server in
-      say("main \(mainPID) \(testChildVersion)")
-      say("listening \(server.listeningPort ?? -1)")
-      return try await server.runWorkers()
-    }
-    say("server exit \(result.exitCode) \(result)")
-    exit(result.exitCode)
-  } catch {
-    say("server error \((error as? ServerError)?.message ?? "\(error)")")
-    exit(1)
+    return "\(testChildVersion) main \(context.mode == .threads ? getpid() : getppid()): "
+  } main: { _ in
+    say("main \(getpid()) \(testChildVersion)")
   }
 }
 
