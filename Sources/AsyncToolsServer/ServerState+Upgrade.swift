@@ -93,10 +93,12 @@ extension ServerState {
     actions.append(.stopUpgrade(signal))
   }
 
-  /// A forced stop kills the new main process of an upgrade too.
+  /// A forced stop kills the new main process of an upgrade too (the server then ends as
+  /// force-stopped, exit status 2, as when a worker is killed).
   mutating func killUpgradeWithServer(reason: String) {
     guard let current = upgrade, let pid = current.pid, !current.killed else { return }
     upgrade?.killed = true
+    forced = true
     actions.append(.log(.warning, "killing the new main process \(pid): \(reason)"))
     actions.append(.killUpgrade)
   }

@@ -165,13 +165,39 @@ extension ServerStateTests {
       ])
   }
 
-  /// A second stop signal kills the new main process with the workers.
+  /// A second stop signal kills the new main process with the workers; the stop is a forced one.
   @Test func upgradeForcedStopKillsTheNewMainProcess() {
     var state = upgrading()
     _ = state.handle(.signal(.sigterm), now: .zero)
     let effects = upgradeEffects(state.handle(.signal(.sigint), now: .zero))
     #expect(effects.first == .killUpgrade)
     #expect(effects.contains(.kill(slot: 0)) && effects.contains(.kill(slot: 1)))
+    _ = state.handle(.exited(slot: 0, .clean), now: .zero)
+    _ = state.handle(.exited(slot: 1, .clean), now: .zero)
+    #expect(
+      upgradeEffects(state.handle(.upgradeEnded(status: "was killed by signal 9"), now: .zero)) == [
+        .finish(.forceStopped(.sigterm))
+      ])
+  }
+
+  /// The wait timeout kills a new main process that ignores the stop (a binary that is no
+  /// AsyncTools server keeps the stop signals blocked, as they were passed to it).
+  @Test func upgradeWaitTimeoutKillsANewMainProcessThatIgnoresTheStop() {
+    var configuration = ServerConfiguration(mode: .threads, numWorkers: 1)
+    configuration.waitTimeout = .seconds(10)
+    var state = ServerState(ServerState.Settings(configuration, processCount: 1))
+    running(&state, workers: 1)
+    _ = state.handle(.signal(.sigusr2), now: .zero)
+    _ = state.handle(.upgradeLaunched(pid: 7), now: .zero)
+    _ = state.handle(.signal(.sigterm), now: .zero)
+    #expect(upgradeEffects(state.handle(.exited(slot: 0, .clean), now: .zero)) == [])
+    let actions = state.handle(.timerFired(.wait), now: .zero)
+    #expect(upgradeEffects(actions) == [.killUpgrade])
+    #expect(upgradeLogs(actions) == ["killing the new main process 7: it outlived the wait timeout"])
+    #expect(
+      upgradeEffects(state.handle(.upgradeEnded(status: "was killed by signal 9"), now: .zero)) == [
+        .finish(.forceStopped(.sigterm))
+      ])
   }
 
   @Test func upgradeSignalCanBeDisabledOrMoved() throws {
