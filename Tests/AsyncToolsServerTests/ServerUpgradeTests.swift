@@ -45,9 +45,30 @@ struct ServerUpgradeTests {
     /// Sets the trap the next main process reads at start: `fail` or `hang`.
     func setTrap(_ word: String) async throws { try await shell("echo \(word) > trap") }
 
+    /// Kills every process still running an executable from this directory (a new main process
+    /// a failed test did not learn about is not our child: nothing else would end it), then
+    /// removes the directory.
     func remove() {
+      for pid in Self.processes(runningFrom: directory) { kill(pid, SIGKILL) }
       for file in [path, trap, path + ".new"] { unlink(file) }
       rmdir(directory)
+    }
+
+    /// The processes whose executable (`/proc/<pid>/exe`, deleted or not) lies in `directory`.
+    static func processes(runningFrom directory: String) -> [pid_t] {
+      guard let proc = opendir("/proc") else { return [] }
+      defer { closedir(proc) }
+      var found: [pid_t] = []
+      while let entry = readdir(proc) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let pid = pid_t(name) else { continue }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { continue }
+        let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if target.hasPrefix(directory + "/") { found.append(pid) }
+      }
+      return found
     }
 
     private func shell(_ command: String) async throws {
@@ -79,24 +100,13 @@ struct ServerUpgradeTests {
     return try #require(pid_t(line.split(separator: " ").last ?? ""), "\(line)")
   }
 
-  /// A new main process the test must not leave behind if it fails (it is not our child: reparented
-  /// when the old one exits).
-  private final class Leftover: Sendable {
-    let pid = PThreadLocked<pid_t?>(nil)
-    func kill() { if let pid = pid.withLock({ $0 }), processExists(pid) { Glibc.kill(pid, SIGKILL) } }
-  }
-
   @Test(arguments: ["processes", "threads"])
   func anUpgradeUnderLoadDropsNothingKeepsThePortAndServesTheNewBuild(mode: String) async throws {
     let installation = try await Installation.make()
     defer { installation.remove() }
     let server = try LaunchedProcess(
       installation.path, ["upgrade", "--workers", "2", "--port", "0"] + (mode == "threads" ? ["--threads"] : []))
-    let leftover = Leftover()
-    defer {
-      server.killIfRunning()
-      leftover.kill()
-    }
+    defer { server.killIfRunning() }
     try await withWatchdog(seconds: 120) {
       let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
       await waitForReady(server)
@@ -108,7 +118,6 @@ struct ServerUpgradeTests {
       try await installation.installVersion2()
       server.signal(SIGUSR2)
       let newMain = try await newMainProcess(server)
-      leftover.pid.withLock { $0 = newMain }
       // The new build answers, and keeps answering after the old main process has exited.
       await load.seen.wait { $0.contains("\(Self.version2) main \(newMain)") || $0.contains { $0.hasPrefix("failure") } }
       await server.output.wait { $0.contains { $0.hasPrefix("exit: ") } }
@@ -218,16 +227,11 @@ struct ServerUpgradeTests {
     let server = try LaunchedProcess(
       installation.path, ["upgrade", "--workers", "2", "--port", "0"],
       environment: ["NOTIFY_SOCKET=\(standIn.path)", "WATCHDOG_USEC=100000"])
-    let leftover = Leftover()
-    defer {
-      server.killIfRunning()
-      leftover.kill()
-    }
+    defer { server.killIfRunning() }
     try await withWatchdog(seconds: 90) {
       await standIn.received.wait { $0.contains { $0.hasPrefix("READY=1") } }
       server.signal(SIGUSR2)
       let newMain = try await newMainProcess(server)
-      leftover.pid.withLock { $0 = newMain }
       await server.output.wait { $0.contains { $0.hasPrefix("exit: ") } }
       let pings = standIn.received.count("WATCHDOG=1")
       await standIn.received.wait(for: pings + 2, "WATCHDOG=1")
