@@ -78,8 +78,8 @@ public func startServer<C: Clock<Duration>>(
   // prod: the new main process of a binary upgrade serves on the socket the old one passed it.
   let successor = MainProcessUpgrader.Successor.claim()
   let socket =
-    if let successor {
-      successor.listeningSocket()
+    if let inherited = successor?.listeningSocket() {
+      inherited
     } else {
       try configuration.listen.map { address throws(ServerError) in try ListeningSocket.open(address) }  // prod
     }
