@@ -107,7 +107,9 @@ package final class SystemdNotifier: ServerLifecycleObserver, Sendable {
     for warning in warnings { logger.warning("\(warning)") }
     guard let settings else { return nil }
     var successor = [Variable.socket: settings.socketPath]
-    if settings.watchdogInterval != nil { successor[Variable.watchdogMicroseconds] = environment[Variable.watchdogMicroseconds] }
+    if settings.watchdogInterval != nil {
+      successor[Variable.watchdogMicroseconds] = environment[Variable.watchdogMicroseconds]
+    }
     return SystemdNotifier(
       mainPID: getpid(), watchdogInterval: settings.watchdogInterval, clock: clock, logger: logger,
       successorEnvironment: successor

@@ -140,7 +140,8 @@ extension ServerStateTests {
     _ = restarting.handle(.signal(.sighup), now: .zero)
     let during = restarting.handle(.signal(.sigusr2), now: .zero)
     #expect(upgradeEffects(during) == [])
-    #expect(upgradeLogs(during) == ["ignoring SIGUSR2: a rolling restart is in progress; send it again when it is done"])
+    #expect(
+      upgradeLogs(during) == ["ignoring SIGUSR2: a rolling restart is in progress; send it again when it is done"])
 
     var stopping = self.state()
     running(&stopping)
@@ -154,7 +155,9 @@ extension ServerStateTests {
     var state = upgrading()
     let actions = state.handle(.signal(.sigterm), now: .zero)
     #expect(
-      upgradeEffects(actions) == [.stopUpgrade(.sigterm), .stopListening, .stop(slot: 0, .sigterm), .stop(slot: 1, .sigterm)])
+      upgradeEffects(actions) == [
+        .stopUpgrade(.sigterm), .stopListening, .stop(slot: 0, .sigterm), .stop(slot: 1, .sigterm),
+      ])
     #expect(upgradeReports(actions) == [.stopBegan(.sigterm)])
     #expect(upgradeEffects(state.handle(.upgradeReady, now: .zero)) == [])
     _ = state.handle(.exited(slot: 0, .clean), now: .zero)

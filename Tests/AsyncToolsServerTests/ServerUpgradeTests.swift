@@ -1,3 +1,4 @@
+@testable import AsyncToolsServer
 import AsyncToolsTestSupport
 import Testing
 
@@ -100,6 +101,21 @@ struct ServerUpgradeTests {
     return try #require(pid_t(line.split(separator: " ").last ?? ""), "\(line)")
   }
 
+  /// What the old main process hands over travels as re-execution arguments: the socket's
+  /// descriptor and whether it was passed in (systemd: never shut down); anything else is refused.
+  @Test func theHandOffSurvivesItsEncodingAndRejectsAnythingElse() {
+    typealias Handoff = MainProcessUpgrader.Successor.Handoff
+    for handoff in [
+      Handoff(listenFD: 3, adopted: false), Handoff(listenFD: 3, adopted: true), Handoff(listenFD: nil, adopted: false),
+    ] {
+      #expect(Handoff(decoding: handoff.encoded) == handoff)
+    }
+    #expect(Handoff(listenFD: 3, adopted: true).encoded == ["3", "adopted"])
+    for fields in [[], ["3"], ["3", "maybe"], ["-1", "bound"], ["x", "bound"], ["3", "bound", "extra"]] {
+      #expect(Handoff(decoding: fields) == nil, "\(fields)")
+    }
+  }
+
   @Test(arguments: ["processes", "threads"])
   func anUpgradeUnderLoadDropsNothingKeepsThePortAndServesTheNewBuild(mode: String) async throws {
     let installation = try await Installation.make()
@@ -113,16 +129,22 @@ struct ServerUpgradeTests {
       let load = UpgradeLoad(port: port)
       load.start()
       defer { load.requestStop() }
-      await load.seen.wait { $0.contains("\(Self.version1) main \(server.pid)") || $0.contains { $0.hasPrefix("failure") } }
+      await load.seen.wait {
+        $0.contains("\(Self.version1) main \(server.pid)") || $0.contains { $0.hasPrefix("failure") }
+      }
 
       try await installation.installVersion2()
       server.signal(SIGUSR2)
       let newMain = try await newMainProcess(server)
       // The new build answers, and keeps answering after the old main process has exited.
-      await load.seen.wait { $0.contains("\(Self.version2) main \(newMain)") || $0.contains { $0.hasPrefix("failure") } }
+      await load.seen.wait {
+        $0.contains("\(Self.version2) main \(newMain)") || $0.contains { $0.hasPrefix("failure") }
+      }
       await server.output.wait { $0.contains { $0.hasPrefix("exit: ") } }
       let progress = load.seen.count("progress")
-      await load.seen.wait { $0.filter { $0.hasPrefix("progress") }.count >= progress + 3 || $0.contains { $0.hasPrefix("failure") } }
+      await load.seen.wait {
+        $0.filter { $0.hasPrefix("progress") }.count >= progress + 3 || $0.contains { $0.hasPrefix("failure") }
+      }
       let result = await load.finish()
 
       #expect(result.failures.isEmpty, "\(result.failures.prefix(5)) of \(result.roundTrips) round trips")
@@ -147,7 +169,8 @@ struct ServerUpgradeTests {
     let installation = try await Installation.make()
     defer { installation.remove() }
     let server = try LaunchedProcess(
-      installation.path, ["upgrade", "--workers", "1", "--port", "0", "--upgrade-timeout-ms", "1000", "--trap", installation.trap])
+      installation.path,
+      ["upgrade", "--workers", "1", "--port", "0", "--upgrade-timeout-ms", "1000", "--trap", installation.trap])
     defer { server.killIfRunning() }
     try await withWatchdog(seconds: 90) {
       let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
@@ -161,7 +184,9 @@ struct ServerUpgradeTests {
           && events.contains { $0.hasSuffix("refuses to start: the trap says fail") }
           || events.contains { $0.hasPrefix("exit: ") }
       }
-      #expect(server.stderrText.contains(#/binary upgrade failed: the new main process \d+ exited with status 1 before it was ready/#))
+      #expect(
+        server.stderrText.contains(
+          #/binary upgrade failed: the new main process \d+ exited with status 1 before it was ready/#))
       #expect(await onThread { lineRoundTrip(port: port, line: "a") } == "\(Self.version1) main \(server.pid): a\n")
 
       try await installation.setTrap("worker-fails")
@@ -171,7 +196,9 @@ struct ServerUpgradeTests {
           && events.contains { $0.hasPrefix("out: server exit 1 ") }
           || events.contains { $0.hasPrefix("exit: ") }
       }
-      #expect(server.stdoutLines.contains("server exit 1 stopped because worker 0 failed during start-up: see the worker's log"))
+      #expect(
+        server.stdoutLines.contains(
+          "server exit 1 stopped because worker 0 failed during start-up: see the worker's log"))
       #expect(await onThread { lineRoundTrip(port: port, line: "w") } == "\(Self.version1) main \(server.pid): w\n")
 
       try await installation.setTrap("hang")
@@ -180,7 +207,8 @@ struct ServerUpgradeTests {
         events.contains { $0.contains("was killed by signal 9") } || events.contains { $0.hasPrefix("exit: ") }
       }
       let killed = try #require(
-        server.stderrText.firstMatch(of: #/the new main process (\d+) was not ready within 1.0 seconds: killed it; this main process serves on/#))
+        server.stderrText.firstMatch(
+          of: #/the new main process (\d+) was not ready within 1.0 seconds: killed it; this main process serves on/#))
       #expect(!processExists(pid_t(killed.1)!), "the killed new main process was reaped")
       #expect(await onThread { lineRoundTrip(port: port, line: "b") } == "\(Self.version1) main \(server.pid): b\n")
 
