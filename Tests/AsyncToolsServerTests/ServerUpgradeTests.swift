@@ -218,6 +218,36 @@ struct ServerUpgradeTests {
     }
   }
 
+  /// Under socket activation (`systemd-socket-activate` binds the port and execs the server with it
+  /// as descriptor 3), the new main process serves on systemd's socket too, and the old one hands
+  /// over without stopping it.
+  @Test(.enabled(if: SystemdTools.canActivate, "systemd-socket-activate is not installed (apt-get install systemd)"))
+  func anUpgradeUnderSocketActivationServesOnSystemdsSocket() async throws {
+    let activate = try #require(SystemdTools.socketActivate, "CI must install systemd-socket-activate (.ci/run)")
+    let installation = try await Installation.make()
+    defer { installation.remove() }
+    let port = try #require(freeLoopbackPort())
+    let server = try LaunchedProcess(
+      activate, ["--listen=127.0.0.1:\(port)", "--fdname=web", "--", installation.path, "upgrade", "--socket", "web"])
+    defer { server.killIfRunning() }
+    try await withWatchdog(seconds: 90) {
+      await server.output.wait { events in
+        events.contains { $0.hasPrefix("err: Listening on 127.0.0.1:\(port)") } || events.contains { $0.hasPrefix("exit: ") }
+      }
+      // The first connection starts the server (systemd-socket-activate execs it: same pid).
+      let first = await onThread { lineRoundTrip(port: port, line: "first") }
+      #expect(first == "\(Self.version1) main \(server.pid): first\n", "\(server.output.events)")
+      await waitForReady(server)
+      try await installation.installVersion2()
+      server.signal(SIGUSR2)
+      let newMain = try await newMainProcess(server)
+      #expect(await onThread { lineRoundTrip(port: port, line: "after") } == "\(Self.version2) main \(newMain): after\n")
+      kill(newMain, SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.output.events)")
+      #expect(server.stdoutLines.filter { $0 == "listening \(port)" }.count == 2, "both main processes on systemd's port")
+    }
+  }
+
   /// SIGTERM to the old main process during an upgrade stops the whole server: the new main process
   /// (not ready: its worker hangs in its set-up) is stopped too, and the old one exits only after it.
   @Test func aStopDuringAnUpgradeStopsTheNewMainProcessToo() async throws {

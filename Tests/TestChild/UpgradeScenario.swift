@@ -1,6 +1,7 @@
 // The binary-upgrade scenario for AsyncToolsServerTests (SIGUSR2: a new main process takes over).
 //
-//     AsyncToolsTestChild upgrade [--threads] [--workers N] [--port P] [--upgrade-timeout-ms N] [--trap PATH]
+//     AsyncToolsTestChild upgrade [--threads] [--workers N] [--port P | --socket NAME]
+//         [--upgrade-timeout-ms N] [--trap PATH]
 //
 // A line server: each connection gets one line back, `<version> main <pid of the main process>:
 // <the line it sent>`, then is closed. Every main process (the first one and each new one an upgrade
@@ -8,7 +9,8 @@
 // <description>`. `--trap PATH`: a main process that starts while the file PATH holds `fail` exits
 // with status 1 at once (a broken new build); workers that start while it holds `hang` never get
 // ready (they sleep in their set-up), while it holds `worker-fails` they throw in their set-up (so
-// their main process stops on its own).
+// their main process stops on its own). `--socket NAME` takes the socket systemd passed (socket
+// activation) instead of binding one.
 import AsyncToolsServer
 
 #if canImport(Glibc)
@@ -33,6 +35,7 @@ func runUpgradeScenarioIfRequested() async {
   var configuration = ServerConfiguration(
     mode: arguments.contains("--threads") ? .threads : .processes, numWorkers: value("--workers") ?? 2,
     listen: .init(port: value("--port") ?? 0))
+  if let name = optionValue("--socket", in: arguments) { configuration.listen = .systemdSocket(named: name) }
   if let milliseconds = value("--upgrade-timeout-ms") { configuration.upgradeTimeout = .milliseconds(milliseconds) }
   struct SetUpFailed: Error {}
   await runLineServer(configuration: configuration) { context in
