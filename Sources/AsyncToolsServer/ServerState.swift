@@ -68,8 +68,8 @@ struct ServerState {
     case killUpgrade
   }
 
-  enum SlotState { case pending, starting, ready, exited }
-  struct Slot {
+  private enum SlotState { case pending, starting, ready, exited }
+  private struct Slot {
     var index: Int
     var state: SlotState
     var killed = false
@@ -93,7 +93,7 @@ struct ServerState {
   }
 
   let settings: Settings
-  var slots: [Slot]
+  private var slots: [Slot]
   var phase = Phase.running
   var forced = false
   /// The last failure the `.ignore` policy let pass: the exit when every worker has ended.
@@ -150,7 +150,7 @@ struct ServerState {
 
   // MARK: - Starting
 
-  var live: [Int] { slots.indices.filter { slots[$0].state == .starting || slots[$0].state == .ready } }
+  private var live: [Int] { slots.indices.filter { slots[$0].state == .starting || slots[$0].state == .ready } }
 
   private mutating func launch(_ slot: Int) {
     slots[slot].state = .starting
@@ -234,7 +234,7 @@ struct ServerState {
 
   // MARK: - Rolling restart
 
-  mutating func restartRequested(_ signal: UnixSignal) {
+  private mutating func restartRequested(_ signal: UnixSignal) {
     switch phase {
     case .running where upgrade != nil:
       actions.append(.log(.notice, "ignoring \(signal): a binary upgrade is in progress"))
