@@ -89,6 +89,18 @@ struct ServerUpgradeTests {
     }
   }
 
+  /// Runs `body` under the watchdog; a timeout records what the server printed so far (a hang is
+  /// otherwise silent).
+  private func watched(
+    _ server: LaunchedProcess, seconds: Int, _ body: @escaping @Sendable () async throws -> Void
+  ) async throws {
+    do {
+      try await withWatchdog(seconds: seconds, body)
+    } catch let timeout as WatchdogTimeout {
+      Issue.record("\(timeout); the server's output so far: \(server.output.events)")
+    }
+  }
+
   /// The pid in `server exit 0 handed over to the new main process <pid>`. Waits for the line itself,
   /// not for the exit (the exit can be recorded before the line is read from the pipe); a server that
   /// dies without printing it fails the test at the watchdog (the new main process holds the pipe).
@@ -123,7 +135,7 @@ struct ServerUpgradeTests {
     let server = try LaunchedProcess(
       installation.path, ["upgrade", "--workers", "2", "--port", "0"] + (mode == "threads" ? ["--threads"] : []))
     defer { server.killIfRunning() }
-    try await withWatchdog(seconds: 120) {
+    try await watched(server, seconds: 120) {
       let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
       await waitForReady(server)
       let load = UpgradeLoad(port: port)
@@ -172,7 +184,7 @@ struct ServerUpgradeTests {
       installation.path,
       ["upgrade", "--workers", "1", "--port", "0", "--upgrade-timeout-ms", "1000", "--trap", installation.trap])
     defer { server.killIfRunning() }
-    try await withWatchdog(seconds: 90) {
+    try await watched(server, seconds: 90) {
       let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
       await waitForReady(server, workers: 1)
 
@@ -230,7 +242,7 @@ struct ServerUpgradeTests {
     let server = try LaunchedProcess(
       activate, ["--listen=127.0.0.1:\(port)", "--fdname=web", "--", installation.path, "upgrade", "--socket", "web"])
     defer { server.killIfRunning() }
-    try await withWatchdog(seconds: 90) {
+    try await watched(server, seconds: 90) {
       await server.output.wait { events in
         events.contains { $0.hasPrefix("err: Listening on 127.0.0.1:\(port)") } || events.contains { $0.hasPrefix("exit: ") }
       }
@@ -256,7 +268,7 @@ struct ServerUpgradeTests {
     let server = try LaunchedProcess(
       installation.path, ["upgrade", "--workers", "1", "--port", "0", "--trap", installation.trap])
     defer { server.killIfRunning() }
-    try await withWatchdog(seconds: 90) {
+    try await watched(server, seconds: 90) {
       await waitForReady(server, workers: 1)
       try await installation.setTrap("hang")
       server.signal(SIGUSR2)
@@ -286,7 +298,7 @@ struct ServerUpgradeTests {
       installation.path, ["upgrade", "--workers", "2", "--port", "0"],
       environment: ["NOTIFY_SOCKET=\(standIn.path)", "WATCHDOG_USEC=100000"])
     defer { server.killIfRunning() }
-    try await withWatchdog(seconds: 90) {
+    try await watched(server, seconds: 90) {
       await standIn.received.wait { $0.contains { $0.hasPrefix("READY=1") } }
       server.signal(SIGUSR2)
       let newMain = try await newMainProcess(server)
