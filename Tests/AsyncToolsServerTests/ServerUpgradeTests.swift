@@ -173,16 +173,14 @@ struct ServerUpgradeTests {
     }
   }
 
-  /// A broken new build (exits at once), one whose worker fails (its main process stops on its
-  /// own, and must not stop the socket it shares with the old one), and a hung one (never ready:
-  /// killed at the upgrade timeout): the old main process logs why, keeps serving on the same
-  /// socket, and stops normally.
-  @Test func aFailingOrHangingNewMainProcessLeavesTheOldOneServing() async throws {
+  /// A broken new build (exits at once) and one whose worker fails (its main process stops on its
+  /// own, and must not stop the socket it shares with the old one): the old main process logs why,
+  /// keeps serving on the same socket, and stops normally.
+  @Test func aFailingNewMainProcessLeavesTheOldOneServing() async throws {
     let installation = try await Installation.make()
     defer { installation.remove() }
     let server = try LaunchedProcess(
-      installation.path,
-      ["upgrade", "--workers", "1", "--port", "0", "--upgrade-timeout-ms", "1000", "--trap", installation.trap])
+      installation.path, ["upgrade", "--workers", "1", "--port", "0", "--trap", installation.trap])
     defer { server.killIfRunning() }
     try await watched(server, seconds: 90) {
       let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
@@ -192,27 +190,47 @@ struct ServerUpgradeTests {
       server.signal(SIGUSR2)
       // The log line and the new main process's own line come through different pipes.
       await server.output.wait { events in
-        events.contains { $0.hasSuffix("before it was ready; this main process serves on") }
+        events.contains { $0.contains("binary upgrade failed: ") }
           && events.contains { $0.hasSuffix("refuses to start: the trap says fail") }
           || events.contains { $0.hasPrefix("exit: ") }
       }
       #expect(
         server.stderrText.contains(
-          #/binary upgrade failed: the new main process \d+ exited with status 1 before it was ready/#))
+          #/binary upgrade failed: the new main process \d+ exited with status 1 before it was ready; this main process serves on/#))
       #expect(await onThread { lineRoundTrip(port: port, line: "a") } == "\(Self.version1) main \(server.pid): a\n")
 
       try await installation.setTrap("worker-fails")
       server.signal(SIGUSR2)
       await server.output.wait { events in
-        events.filter { $0.hasSuffix("before it was ready; this main process serves on") }.count == 2
-          && events.contains { $0.hasPrefix("out: server exit 1 ") }
-          || events.contains { $0.hasPrefix("exit: ") }
+        events.filter { $0.contains("binary upgrade failed: ") }.count == 2 || events.contains { $0.hasPrefix("exit: ") }
       }
+      let failures = server.stderrText.matches(of: #/binary upgrade failed: the new main process \d+ exited with status 1/#)
+      #expect(failures.count == 2, "\(server.stderrText)")
+      // Printed before it exited, so it is in the pipe by now.
+      await server.output.wait { $0.contains { $0.hasPrefix("out: server exit 1 ") } }
       #expect(
         server.stdoutLines.contains(
           "server exit 1 stopped because worker 0 failed during start-up: see the worker's log"))
       #expect(await onThread { lineRoundTrip(port: port, line: "w") } == "\(Self.version1) main \(server.pid): w\n")
 
+      server.signal(SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.output.events)")
+      #expect(server.stdoutLines.last == "server exit 0 stopped by SIGTERM")
+    }
+  }
+
+  /// A new main process whose worker never gets ready is killed at the upgrade timeout (1 s here),
+  /// reaped, and the old main process serves on.
+  @Test func aHangingNewMainProcessIsKilledAtTheUpgradeTimeout() async throws {
+    let installation = try await Installation.make()
+    defer { installation.remove() }
+    let server = try LaunchedProcess(
+      installation.path,
+      ["upgrade", "--workers", "1", "--port", "0", "--upgrade-timeout-ms", "1000", "--trap", installation.trap])
+    defer { server.killIfRunning() }
+    try await watched(server, seconds: 90) {
+      let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
+      await waitForReady(server, workers: 1)
       try await installation.setTrap("hang")
       server.signal(SIGUSR2)
       await server.output.wait { events in
