@@ -177,15 +177,7 @@ struct ServerUpgradeTests {
   /// own, and must not stop the socket it shares with the old one): the old main process logs why,
   /// keeps serving on the same socket, and stops normally.
   @Test func aFailingNewMainProcessLeavesTheOldOneServing() async throws {
-    let installation = try await Installation.make()
-    defer { installation.remove() }
-    let server = try LaunchedProcess(
-      installation.path, ["upgrade", "--workers", "1", "--port", "0", "--trap", installation.trap])
-    defer { server.killIfRunning() }
-    try await watched(server, seconds: 90) {
-      let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
-      await waitForReady(server, workers: 1)
-
+    try await withServerThatServesOn([]) { installation, server, port in
       try await installation.setTrap("fail")
       server.signal(SIGUSR2)
       // The log line and the new main process's own line come through different pipes.
@@ -212,25 +204,13 @@ struct ServerUpgradeTests {
         server.stdoutLines.contains(
           "server exit 1 stopped because worker 0 failed during start-up: see the worker's log"))
       #expect(await onThread { lineRoundTrip(port: port, line: "w") } == "\(Self.version1) main \(server.pid): w\n")
-
-      server.signal(SIGTERM)
-      #expect(await server.exitCode() == 0, "\(server.output.events)")
-      #expect(server.stdoutLines.last == "server exit 0 stopped by SIGTERM")
     }
   }
 
   /// A new main process whose worker never gets ready is killed at the upgrade timeout (1 s here),
   /// reaped, and the old main process serves on.
   @Test func aHangingNewMainProcessIsKilledAtTheUpgradeTimeout() async throws {
-    let installation = try await Installation.make()
-    defer { installation.remove() }
-    let server = try LaunchedProcess(
-      installation.path,
-      ["upgrade", "--workers", "1", "--port", "0", "--upgrade-timeout-ms", "1000", "--trap", installation.trap])
-    defer { server.killIfRunning() }
-    try await watched(server, seconds: 90) {
-      let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
-      await waitForReady(server, workers: 1)
+    try await withServerThatServesOn(["--upgrade-timeout-ms", "1000"]) { installation, server, port in
       try await installation.setTrap("hang")
       server.signal(SIGUSR2)
       await server.output.wait { events in
@@ -241,7 +221,24 @@ struct ServerUpgradeTests {
           of: #/the new main process (\d+) was not ready within 1.0 seconds: killed it; this main process serves on/#))
       #expect(!processExists(pid_t(killed.1)!), "the killed new main process was reaped")
       #expect(await onThread { lineRoundTrip(port: port, line: "b") } == "\(Self.version1) main \(server.pid): b\n")
+    }
+  }
 
+  /// Starts `server upgrade` with one worker, a trap file and `arguments` from a fresh
+  /// installation, waits until it serves, runs `body` with its port, and then expects the old
+  /// main process, which must still be the server, to stop cleanly on SIGTERM.
+  private func withServerThatServesOn(
+    _ arguments: [String], _ body: @escaping @Sendable (Installation, LaunchedProcess, Int) async throws -> Void
+  ) async throws {
+    let installation = try await Installation.make()
+    defer { installation.remove() }
+    let server = try LaunchedProcess(
+      installation.path, ["upgrade", "--workers", "1", "--port", "0", "--trap", installation.trap] + arguments)
+    defer { server.killIfRunning() }
+    try await watched(server, seconds: 90) {
+      let port = try #require(Int(await server.waitForLine { $0.hasPrefix("listening ") }.dropFirst(10)))
+      await waitForReady(server, workers: 1)
+      try await body(installation, server, port)
       server.signal(SIGTERM)
       #expect(await server.exitCode() == 0, "\(server.output.events)")
       #expect(server.stdoutLines.last == "server exit 0 stopped by SIGTERM")
