@@ -301,13 +301,23 @@ static void asynctools_fork_server_preinit(int argc, char **argv, char **envp) {
   if (value == NULL) return;
   char *end = NULL;
   long sock = strtol(value, &end, 10);
-  if (end == value || *end != ':') _exit(126);
   const char *parent_text = end + 1;
-  long parent = strtol(parent_text, &end, 10);
-  if (end == parent_text || *end != 0 || sock < 0 || parent <= 0) _exit(126);
+  long parent = (end != value && *end == ':') ? strtol(parent_text, &end, 10) : 0;
+  if (end == parent_text || *end != 0 || sock < 0 || parent <= 0) {
+    static const char message[] = "ASYNCTOOLS_FORK_SERVER is set but malformed (expected <fd>:<parent pid>)\n";
+    ssize_t ignored = write(2, message, sizeof(message) - 1);
+    (void)ignored;
+    _exit(126);
+  }
   // The server never outlives its parent; if the parent is already gone, neither does it start.
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  if (getppid() != (pid_t)parent) _exit(0);
+  if (getppid() != (pid_t)parent) {
+    // The parent died meanwhile, or the variable was inherited by accident: say so rather than vanish.
+    static const char message[] = "ASYNCTOOLS_FORK_SERVER is set but names another parent process: not serving\n";
+    ssize_t ignored = write(2, message, sizeof(message) - 1);
+    (void)ignored;
+    _exit(125);
+  }
   serve((int)sock);
 }
 
