@@ -234,6 +234,25 @@ import Testing
     }
   }
 
+  @Test(arguments: [("3:1", ChildProcess.ExitStatus.exited(125), "names another parent process"),
+                    ("three", .exited(126), "malformed")])
+  func aStrayForkServerVariableIsReportedNotObeyedSilently(
+    value: String, expected: ChildProcess.ExitStatus, message: String
+  ) async throws {
+    try await withWatchdog {
+      let pipe = try Pipe()
+      defer { pipe.closeReadEnd() }
+      var environment = ChildProcess.inheritedEnvironment
+      environment[ASYNCTOOLS_ENV_FORK_SERVER] = value
+      let child = try await ChildProcess.spawn(
+        executable: testChildPath, environment: environment, fileDescriptors: [2: pipe.writeEnd])
+      pipe.closeWriteEnd()
+      let output = try await pipe.read()
+      #expect(output.contains("ASYNCTOOLS_FORK_SERVER") && output.contains(message), "\(output)")
+      #expect(try await child.wait() == expected)
+    }
+  }
+
   @Test func aProgramThatCannotServeFallsBackToReexecution() async throws {
     try await withWatchdog {
       // /bin/true exits at once instead of greeting: its forks are re-executions (and it dies before ready).
