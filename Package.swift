@@ -71,6 +71,7 @@ let package = Package(
       dependencies: [
         "AsyncTools", "AsyncToolsProcess", "CAsyncToolsShims",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ],
@@ -100,7 +101,10 @@ let package = Package(
     // call, so fork-by-re-exec can be tested with real processes (a test runner's `main` is not ours).
     .executableTarget(
       name: "AsyncToolsTestChild",
-      dependencies: ["AsyncTools", "AsyncToolsProcess", "AsyncToolsServer"],
+      dependencies: [
+        "AsyncTools", "AsyncToolsProcess", "AsyncToolsServer",
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
+      ],
       path: "Tests/TestChild",
       swiftSettings: strict
     ),
@@ -146,6 +150,7 @@ let package = Package(
         "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "AsyncToolsTestSupport", "CAsyncToolsShims",
         "EchoServer",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ],
