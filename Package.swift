@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "AsyncToolsTesting", targets: ["AsyncToolsTesting"]),
     .library(name: "AsyncToolsProcess", targets: ["AsyncToolsProcess"]),
     .library(name: "AsyncToolsServer", targets: ["AsyncToolsServer"]),
+    .library(name: "AsyncToolsServerCommandLine", targets: ["AsyncToolsServerCommandLine"]),
     .executable(name: "echo-server", targets: ["EchoServer"]),
     .executable(name: "context-group", targets: ["ContextGroupExample"]),
   ],
@@ -77,12 +78,19 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // The standard server flags as a swift-argument-parser option group (`ServerOptions`): a product of its own,
+    // so that users of AsyncToolsServer who parse their command line otherwise never link ArgumentParser.
+    .target(
+      name: "AsyncToolsServerCommandLine",
+      dependencies: ["AsyncToolsServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      swiftSettings: strict
+    ),
 
     // Examples: runnable programs, built in CI so they cannot rot.
     .executableTarget(
       name: "EchoServer",
       dependencies: [
-        "AsyncTools", "AsyncToolsServer",
+        "AsyncTools", "AsyncToolsServer", "AsyncToolsServerCommandLine",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -148,7 +156,8 @@ let package = Package(
       name: "AsyncToolsServerTests",
       dependencies: [
         "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "AsyncToolsTestSupport", "CAsyncToolsShims",
-        "EchoServer",
+        "EchoServer", "AsyncToolsServerCommandLine",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "MetricsTestKit", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
