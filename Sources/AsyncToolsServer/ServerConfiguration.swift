@@ -129,7 +129,7 @@ public struct ServerConfiguration: Sendable {
   /// metadata and handler; the worker processes log to it too (``WorkerContext/logger``).
   public var logger: Logger = Logger(label: "AsyncToolsServer")
   /// Opt-in swift-metrics instrumentation of the main process's supervisor, dimension `server` set to
-  /// ``MetricsConfiguration/name``: worker starts, exits by cause, restarts by reason, launch
+  /// `MetricsConfiguration.name`: worker starts, exits by cause, restarts by reason, launch
   /// failures and the stop's duration (the names are in the Observability article of AsyncTools and
   /// in <doc:RunningServers>). Recorded in the main process only (in process mode the workers are
   /// other processes, with their own metrics). `nil` (default): nothing is created or recorded.

@@ -24,10 +24,10 @@ import AsyncToolsServer
 /// | `--host` | `127.0.0.1` | address to listen on: numeric IPv4 or IPv6, or `localhost` |
 /// | `--port` | the program's | port to listen on, 0...65535 (0: any free port) |
 /// | `--workers` | 2 | number of workers, 1...1024 |
-/// | `--mode` | `processes` | `processes` or `threads` (``ServerConfiguration/Mode``); `--threads` is short for `--mode threads` |
+/// | `--mode` | `processes` | `processes` or `threads` (`ServerConfiguration.Mode`); `--threads` is short for `--mode threads` |
 /// | `--wait-timeout` | 10 | seconds the workers get to stop before they are killed |
 /// | `--drain-timeout` | 5 | seconds requests in flight get when a stop begins; must be shorter than `--wait-timeout` when both are given |
-/// | `--on-worker-failure` | `stop` | `stop`, `ignore` or `restart` (``ServerConfiguration/WorkerFailurePolicy``) |
+/// | `--on-worker-failure` | `stop` | `stop`, `ignore` or `restart` (`ServerConfiguration.WorkerFailurePolicy`) |
 /// | `--max-restarts`, `--restart-window` | 5, 60 | with `restart`: restarts allowed per window of that many seconds |
 /// | `--systemd-socket`, `--socket-name` | off | take the listening socket from systemd instead of binding `--host`/`--port` |
 ///
