@@ -126,7 +126,7 @@ public struct ServerConfiguration: Sendable {
   /// (or in tests): the server then stops only through ``ServerMain/signal(_:)``. Default `true`.
   public var trapsSignals: Bool = true
   /// Where the server logs worker starts, failures, stops and kills. Pass your own to keep its
-  /// metadata and handler; the worker processes log to it too (``WorkerContext/logger``).
+  /// metadata and handler; the library logs its lines in the workers to it too.
   public var logger: Logger = Logger(label: "AsyncToolsServer")
   /// Opt-in swift-metrics instrumentation of the main process's supervisor, dimension `server` set to
   /// `MetricsConfiguration.name`: worker starts, exits by cause, restarts by reason, launch
