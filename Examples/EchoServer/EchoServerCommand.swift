@@ -23,6 +23,14 @@ struct EchoServerCommand: ParsableCommand {
                    replaces an old one once it is ready; no connection is
                    refused. Workers run the executable the server was started
                    from, so a rebuilt binary is picked up.
+        USR2       binary upgrade: a new main process starts from the
+                   executable at the path the server was started from and
+                   inherits the listening socket; once all its workers are
+                   ready it takes over (under systemd: MAINPID=) and this one
+                   stops its own workers and exits 0. If the new one fails or
+                   is not ready within --upgrade-timeout, it is stopped and
+                   this one logs why and serves on. A USR2 or HUP during an
+                   upgrade is logged and ignored; INT or TERM stops both.
 
       WHEN A WORKER DIES OR FAILS (--on-worker-failure):
         stop       stop the whole server (default).
@@ -32,7 +40,8 @@ struct EchoServerCommand: ParsableCommand {
                    stops the server.
 
       EXIT STATUS:
-        0   stopped by a signal, or every worker completed
+        0   stopped by a signal, every worker completed, or handed over to
+            a new main process (USR2)
         1   a worker failed and the server stopped, or the server could not
             start (the address is in use, for example)
         2   stopped, but a worker had to be killed (--wait-timeout or a

@@ -89,7 +89,8 @@ struct ServerMetrics {
         live.insert(slot)
         killed.remove(slot)
       case .kill(let slot): killed.insert(slot)
-      case .stopListening: stopBegan = stopBegan ?? now
+      // A stop, or a hand-over to the new main process of a binary upgrade (which keeps the socket listening).
+      case .stopListening, .lifecycle(.handedOver): stopBegan = stopBegan ?? now
       case .finish:
         if let stopBegan { stopDuration.record(now - stopBegan) }
       default: break

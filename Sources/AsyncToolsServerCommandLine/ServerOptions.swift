@@ -29,6 +29,7 @@ import AsyncToolsServer
 /// | `--drain-timeout` | 5 | seconds requests in flight get when a stop begins; must be shorter than `--wait-timeout` when both are given |
 /// | `--on-worker-failure` | `stop` | `stop`, `ignore` or `restart` (`ServerConfiguration.WorkerFailurePolicy`) |
 /// | `--max-restarts`, `--restart-window` | 5, 60 | with `restart`: restarts allowed per window of that many seconds |
+/// | `--upgrade-timeout` | 60 | seconds a new main process started by SIGUSR2 gets until all its workers are ready |
 /// | `--systemd-socket`, `--socket-name` | off | take the listening socket from systemd instead of binding `--host`/`--port` |
 ///
 /// Durations are seconds: finite, more than 0, at most 1,000,000,000, and at least one nanosecond.
@@ -68,6 +69,10 @@ public struct ServerOptions: ParsableArguments, Sendable {
   public var maxRestarts = 5
   @Option(parsing: .unconditional, help: "With --on-worker-failure restart: the window, in seconds (> 0, finite).")
   public var restartWindow: Double = 60
+  @Option(
+    parsing: .unconditional,
+    help: "Seconds a new main process started by USR2 gets until all its workers are ready (> 0, finite).")
+  public var upgradeTimeout: Double = 60
   @Flag(help: "Take the listening socket from systemd (socket activation) instead of binding --host/--port.")
   public var systemdSocket = false
   @Option(help: "With --systemd-socket: the name of the socket to take (FileDescriptorName=).")
@@ -106,6 +111,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
     }
     if maxRestarts < 1 { throw ValidationError("--max-restarts must be at least 1, got \(maxRestarts)") }
     _ = try Self.duration(restartWindow, flag: "--restart-window")
+    _ = try Self.duration(upgradeTimeout, flag: "--upgrade-timeout")
     if socketName != nil && !systemdSocket { throw ValidationError("--socket-name needs --systemd-socket") }
     if systemdSocket && port != nil { throw ValidationError("--port cannot be combined with --systemd-socket") }
   }
@@ -128,8 +134,9 @@ public struct ServerOptions: ParsableArguments, Sendable {
     systemdSocket ? .systemdSocket(named: socketName) : .init(host: host, port: port ?? defaultPort)
   }
 
-  /// The server configuration these flags ask for: mode, workers, listen address, wait and drain
-  /// (graceful shutdown) timeouts, and the worker-failure policy; every other field keeps its default.
+  /// The server configuration these flags ask for: mode, workers, listen address, wait, drain
+  /// (graceful shutdown) and upgrade timeouts, and the worker-failure policy; every other field keeps
+  /// its default.
   ///
   /// - Parameter defaultPort: The port without `--port`.
   /// - Throws: `ValidationError` naming the flag, for values ``validate()`` rejects (it has run already
@@ -139,6 +146,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
     var configuration = ServerConfiguration(
       mode: resolvedMode, numWorkers: workers, listen: listenAddress(defaultPort: defaultPort))
     configuration.waitTimeout = try Self.duration(waitTimeout, flag: "--wait-timeout")
+    configuration.upgradeTimeout = try Self.duration(upgradeTimeout, flag: "--upgrade-timeout")
     // Requests in flight when a stop begins get this long to be answered; then their connections close.
     configuration.gracefulShutdownTimeout = try Self.duration(
       drainTimeout ?? Self.defaultDrainTimeout, flag: "--drain-timeout")

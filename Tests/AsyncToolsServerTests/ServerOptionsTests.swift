@@ -31,12 +31,14 @@ struct ServerOptionsTests {
     #expect(configuration.waitTimeout == .seconds(10))
     #expect(configuration.gracefulShutdownTimeout == .seconds(5))
     #expect(configuration.onWorkerFailure == .stopServer)
+    #expect(configuration.upgradeTimeout == .seconds(60))
   }
 
   @Test func everyFlagReachesItsField() throws {
     let configuration = try configuration([
       "--host", "::1", "--port", "0", "--workers", "4", "--mode", "threads", "--wait-timeout", "2.5",
       "--drain-timeout", "0.5", "--on-worker-failure", "restart", "--max-restarts", "3", "--restart-window", "30",
+      "--upgrade-timeout", "90",
     ])
     #expect(configuration.mode == .threads)
     #expect(configuration.numWorkers == 4)
@@ -44,6 +46,7 @@ struct ServerOptionsTests {
     #expect(configuration.waitTimeout == .milliseconds(2_500))
     #expect(configuration.gracefulShutdownTimeout == .milliseconds(500))
     #expect(configuration.onWorkerFailure == .restart(maxRestarts: 3, within: .seconds(30)))
+    #expect(configuration.upgradeTimeout == .seconds(90))
     #expect(try self.configuration(["--on-worker-failure", "ignore"]).onWorkerFailure == .ignore)
   }
 
@@ -79,6 +82,7 @@ struct ServerOptionsTests {
     (["--drain-timeout", "-1"], "--drain-timeout must be more than 0 seconds, got -1.0"),
     (["--max-restarts", "0"], "--max-restarts must be at least 1, got 0"),
     (["--restart-window", "nan"], "--restart-window must be a finite number of seconds, got nan"),
+    (["--upgrade-timeout", "0"], "--upgrade-timeout must be more than 0 seconds, got 0.0"),
   ])
   func aBadValueIsAMessageNamingTheFlag(arguments: [String], expected: String) {
     #expect(message(arguments) == expected)

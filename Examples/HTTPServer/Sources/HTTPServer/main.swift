@@ -16,8 +16,10 @@
 // each serves its connections with Hummingbird on its own event loop (SharedSocketHTTP.swift).
 // SIGINT/SIGTERM stop it: every worker stops accepting, closes idle keep-alive connections, lets
 // requests in flight finish (up to --drain-timeout), and exits; a second signal forces the stop.
-// SIGHUP replaces the workers one at a time without refusing a connection. Under systemd
-// (NOTIFY_SOCKET set) it reports READY=1, RELOADING=1, STOPPING=1 and pings the watchdog.
+// SIGHUP replaces the workers one at a time without refusing a connection; SIGUSR2 hands the
+// server over to a new main process started from the (rebuilt) binary at the same path. Under
+// systemd (NOTIFY_SOCKET set) it reports READY=1, RELOADING=1, STOPPING=1, MAINPID= after an
+// upgrade, and pings the watchdog.
 //
 // `--single-process` runs the same router as a plain Hummingbird `Application` in one process
 // (its own socket, --workers event-loop threads): the baseline the benchmark compares with.
@@ -46,8 +48,10 @@ struct HTTPServerCommand: ParsableCommand {
       answered (each worker process has its own registry; --metrics-port serves the main process's, \
       with the server's worker starts, exits and restarts). Signals: SIGINT/SIGTERM stop the server \
       (workers drain their connections for at most --drain-timeout seconds); a second one forces the \
-      stop; SIGHUP restarts the workers one at a time. Exit status: 0 stopped, 1 a worker failed or the \
-      server could not start, 2 workers had to be killed, 64 a bad flag.
+      stop; SIGHUP restarts the workers one at a time; SIGUSR2 upgrades the main process from the \
+      binary at its path (a new main process takes over once its workers are ready, within \
+      --upgrade-timeout; if it fails, this one serves on). Exit status: 0 stopped or handed over, 1 a \
+      worker failed or the server could not start, 2 workers had to be killed, 64 a bad flag.
       """)
 
   /// The standard server flags, the echo demo's too (AsyncToolsServerCommandLine's `ServerOptions`).
@@ -172,7 +176,16 @@ do {
       ? "the systemd socket (port \(server.listeningPort ?? 0))"
       : "\(ServerConfiguration.ListenAddress(host: options.server.host, port: server.listeningPort ?? 0))"
     say("http-server listening on \(address) with \(configuration.numWorkers) worker \(configuration.mode)")
-    let metrics = options.metricsPort.map { port in Task { try await serveMainMetrics(port: port) } }
+    let metrics = options.metricsPort.map { port in
+      Task {
+        do {
+          try await serveMainMetrics(port: port)
+        } catch {
+          // E.g. the port is still the old main process's during a SIGUSR2 upgrade: serve on without it.
+          logger.error("the main process's /metrics on port \(port) is unavailable: \(error)")
+        }
+      }
+    }
     defer { metrics?.cancel() }
     return try await server.runWorkers()
   }
