@@ -1,4 +1,4 @@
-import AsyncToolsServer
+@testable import AsyncToolsServer
 import MetricsTestKit
 import Synchronization
 import Testing
@@ -95,5 +95,35 @@ struct ServerMetricsTests {
     #expect(try counter(metrics, "asynctools_server_worker_starts_total") == 2)
     #expect(try counter(metrics, "asynctools_server_worker_exits_total", [("cause", "clean")]) == 2)
     #expect(try metrics.expectTimer("asynctools_server_stop_duration", Self.server).values.isEmpty)
+  }
+}
+
+/// `ServerMetrics` fed events and actions directly, for the transitions a real server reaches only
+/// through a failed launch or a binary upgrade.
+@Suite("ServerMetrics, event by event")
+struct ServerMetricsUnitTests {
+  @Test func aLaunchFailureIsCountedAndNotAStart() throws {
+    let metrics = TestMetrics()
+    var server = ServerMetrics(.init(name: "api", factory: metrics))
+    server.observe(.start, [.launch(slot: 0, index: 0)], now: .zero)
+    server.observe(.launchFailed(slot: 0, message: "no exe"), [], now: .zero)
+    server.observe(.exited(slot: 0, .clean), [], now: .zero)  // no exit for a worker that never ran
+    let api = [("server", "api")]
+    #expect(try metrics.expectCounter("asynctools_server_worker_launch_failures_total", api).totalValue == 1)
+    #expect(try metrics.expectCounter("asynctools_server_worker_starts_total", api).totalValue == 0)
+    #expect(try metrics.expectCounter("asynctools_server_worker_exits_total", api + [("cause", "clean")]).totalValue == 0)
+  }
+
+  /// A hand-over to the new main process of a binary upgrade keeps the socket listening (no
+  /// `.stopListening`): the stop still begins there.
+  @Test func theStopDurationOfAHandOverStartsAtTheHandOver() throws {
+    let metrics = TestMetrics()
+    var server = ServerMetrics(.init(name: "api", factory: metrics))
+    server.observe(.start, [.launch(slot: 0, index: 0)], now: .zero)
+    server.observe(.launched(slot: 0), [], now: .zero)
+    server.observe(
+      .upgradeReady, [.lifecycle(.handedOver(newMainProcess: 42)), .stop(slot: 0, .sigterm)], now: .seconds(1))
+    server.observe(.exited(slot: 0, .clean), [.finish(.stopped(.sigterm))], now: .seconds(3))
+    #expect(try metrics.expectTimer("asynctools_server_stop_duration", [("server", "api")]).values == [2_000_000_000])
   }
 }
