@@ -26,7 +26,8 @@ import Synchronization
 /// - the helper died between requests: the send fails, a new helper starts, the request is sent again;
 /// - it died (or stopped answering for 5 seconds, and is then killed) during a request: the child, if
 ///   one was made, announced its pid on its readiness pipe first thing (``pidByte``), so
-///   ``recover(readEnd:usePidfd:)`` adopts it; if none was made, the fork starts over;
+///   ``recover(readEnd:usePidfd:)`` adopts it; if none was made, the fork starts over (after three
+///   requests lost in a row, the executable is re-executed from then on: no crash loop);
 /// - it cannot serve (the program links AsyncToolsProcess dynamically and has no pre-init hook,
 ///   `PR_GET_TID_ADDRESS` or `clone3` is missing, `CLONE_PARENT` is refused): forks of that
 ///   executable re-execute it from then on.
@@ -103,6 +104,12 @@ package enum ForkServer {
   /// The servers, by executable path.
   static let servers = Locked<[String: Entry]>([:])
 
+  /// Requests lost in a row, by executable path: a server that dies during every request (a crash
+  /// loop) would otherwise make each `fork` start servers forever. After ``maximumLosses`` the
+  /// executable is re-executed from then on.
+  static let losses = Locked<[String: Int]>([:])
+  static let maximumLosses = 3
+
   /// Children made by a fork server in this process (for tests and diagnostics).
   package static let forkedCount = Atomic<Int>(0)
 
@@ -115,8 +122,9 @@ package enum ForkServer {
   /// How long a server may take to start (a program that is not an AsyncToolsProcess program and
   /// does not exit is killed after that), and how long the monitor thread waits for each reply.
   static let greetingTimeout: Duration = .seconds(10)
-  /// For tests: the next request asks its server to exit right after the fork, without replying.
-  package static let exitAfterNextForkForTesting = Atomic<Bool>(false)
+  /// For tests, by executable: how many of the next requests ask their server to exit right after the
+  /// fork, without replying.
+  package static let exitAfterForkForTesting = Locked<[String: Int]>([:])
 
   /// Settable for tests; a request that times out is recovered (see ``recover(readEnd:usePidfd:)``).
   package static let replyTimeoutMilliseconds = Atomic<Int32>(5_000)
@@ -136,6 +144,7 @@ package enum ForkServer {
       switch raw {
       case .forked(let pid):
         forkedCount.add(1, ordering: .relaxed)
+        losses.withLock { $0[request.executable] = nil }
         return .forked(try adopt(pid, usePidfd: usePidfd, monitor: monitor))
       case .serverGone:
         discard(request.executable, server, kill: false)  // it died since the last request: start another
@@ -148,6 +157,11 @@ package enum ForkServer {
         return .unavailable
       case .lost:
         discard(request.executable, server, kill: true)
+        let lost = losses.withLock { losses in
+          losses[request.executable, default: 0] += 1
+          return losses[request.executable, default: 0]
+        }
+        if lost >= maximumLosses { servers.withLock { $0[request.executable] = .unavailable } }
         return .lost
       }
     }
@@ -363,7 +377,7 @@ package enum ForkServer {
       var header = asynctools_fork_request(
         magic: ASYNCTOOLS_FORK_SERVER_MAGIC,
         flags: (request.processGroup == .own ? ASYNCTOOLS_FORK_OWN_PROCESS_GROUP : 0)
-          | (exitAfterNextForkForTesting.exchange(false, ordering: .relaxed) ? ASYNCTOOLS_FORK_EXIT_WITHOUT_REPLY : 0),
+          | (Message.takeExitAfterFork(request.executable) ? ASYNCTOOLS_FORK_EXIT_WITHOUT_REPLY : 0),
         blocked_signals: blocked, descriptor_count: UInt32(descriptors.count), ready_index: readyIndex,
         cwd_index: 0, closed_stdio: closedStdio, environment_count: UInt32(variables.count),
         environment_bytes: UInt32(environment.count))
@@ -379,6 +393,14 @@ package enum ForkServer {
     }
 
     func close() { Glibc.close(workingDirectory) }
+
+    private static func takeExitAfterFork(_ executable: String) -> Bool {
+      exitAfterForkForTesting.withLock { counts in
+        guard let count = counts[executable], count > 0 else { return false }
+        counts[executable] = count - 1
+        return true
+      }
+    }
   }
 }
 #endif

@@ -193,7 +193,7 @@ import Testing
   @Test func aChildMadeByAServerThatDiedBeforeItsReplyIsAdoptedNotDuplicated() async throws {
     try await withWatchdog {
       let dying = try await server()
-      ForkServer.exitAfterNextForkForTesting.store(true, ordering: .relaxed)
+      ForkServer.exitAfterForkForTesting.withLock { $0[testChildPath] = 1 }
       let pipe = try Pipe()
       defer { pipe.closeReadEnd() }
       // The child writes "<pid>" once: a second child (a retry that forgot the first) would write twice.
@@ -206,31 +206,54 @@ import Testing
     }
   }
 
+  /// Runs `body` with the path of a private copy of the test helper (its own fork server) and a function
+  /// that installs a new copy there, renamed into place as a rebuild does.
+  func withCopyOfTheTestHelper(_ body: (String, () throws -> Void) async throws -> Void) async throws {
+    var template = Array("/tmp/asynctools-fork-server-XXXXXX".utf8CString)
+    let directory = try #require(mkdtemp(&template).map { String(cString: $0) })
+    let program = "\(directory)/child"
+    defer {
+      unlink(program)
+      rmdir(directory)
+    }
+    func install() throws {
+      try #require(system("cp '\(testChildPath)' '\(program).new' && mv '\(program).new' '\(program)'") == 0)
+    }
+    try install()
+    try await body(program, install)
+  }
+
+  @Test func aServerThatDiesDuringEveryRequestEndsInReexecutionNotALoop() async throws {
+    try await withWatchdog {
+      try await withCopyOfTheTestHelper { program, _ in
+        ForkServer.exitAfterForkForTesting.withLock { $0[program] = 100 }
+        defer { ForkServer.exitAfterForkForTesting.withLock { $0[program] = nil } }
+        // Each of the first three forks loses its server (and adopts the child it made); then re-execution.
+        for round in 0..<5 {
+          let child = try await ChildProcess.spawn(executable: program, entry: "sleep")
+          #expect(isForked(child) == (round < ForkServer.maximumLosses), "round \(round)")
+          await killAndReap(child)
+        }
+        #expect(ForkServer.serverProcess(for: program) == nil)
+      }
+    }
+  }
+
   @Test func aProgramReplacedOnDiskGetsANewServer() async throws {
     try await withWatchdog {
-      var template = Array("/tmp/asynctools-fork-server-XXXXXX".utf8CString)
-      let directory = try #require(mkdtemp(&template).map { String(cString: $0) })
-      let program = "\(directory)/child"
-      defer {
-        unlink(program)
-        rmdir(directory)
+      try await withCopyOfTheTestHelper { program, install in
+        let first = try await ChildProcess.spawn(executable: program, entry: "sleep")
+        let oldServer = try #require(ForkServer.serverProcess(for: program))
+        #expect(isForked(first))
+        try install()
+        let second = try await ChildProcess.spawn(executable: program, entry: "sleep")
+        let newServer = try #require(ForkServer.serverProcess(for: program))
+        #expect(newServer.pid != oldServer.pid)
+        #expect(isForked(second))
+        #expect(try await oldServer.wait() == .exited(0))  // told to go (its socket closed), and reaped
+        await killAndReap(first)
+        await killAndReap(second)
       }
-      // A copy of the test helper, then a new version renamed into place (as a rebuild does).
-      func install() throws {
-        try #require(system("cp '\(testChildPath)' '\(program).new' && mv '\(program).new' '\(program)'") == 0)
-      }
-      try install()
-      let first = try await ChildProcess.spawn(executable: program, entry: "sleep")
-      let oldServer = try #require(ForkServer.serverProcess(for: program))
-      #expect(isForked(first))
-      try install()
-      let second = try await ChildProcess.spawn(executable: program, entry: "sleep")
-      let newServer = try #require(ForkServer.serverProcess(for: program))
-      #expect(newServer.pid != oldServer.pid)
-      #expect(isForked(second))
-      #expect(try await oldServer.wait() == .exited(0))  // told to go (its socket closed), and reaped
-      await killAndReap(first)
-      await killAndReap(second)
     }
   }
 
