@@ -21,6 +21,8 @@ let package = Package(
     // SwiftNIO echo server it compares Examples/EchoServer with.
     .executable(name: "echo-load", targets: ["EchoLoad"]),
     .executable(name: "plain-nio-echo", targets: ["PlainNIOEcho"]),
+    // One workload, once, outside package-benchmark: for profilers (callgrind) and quick CPU readings.
+    .executable(name: "run-workload", targets: ["RunWorkload"]),
   ],
   dependencies: [
     .package(name: "AsyncTools", path: ".."),
@@ -64,6 +66,11 @@ let package = Package(
         .product(name: "Clocks", package: "swift-clocks"),
         .product(name: "Subprocess", package: "swift-subprocess"),
       ],
+      swiftSettings: [.treatAllWarnings(as: .error)]
+    ),
+    .executableTarget(
+      name: "RunWorkload",
+      dependencies: ["AsyncToolsBenchmarks", .product(name: "AsyncToolsProcess", package: "AsyncTools")],
       swiftSettings: [.treatAllWarnings(as: .error)]
     ),
     .target(name: "CEpoll"),
