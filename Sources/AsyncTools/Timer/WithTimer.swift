@@ -42,7 +42,7 @@ public func withTimer<C: Clock, Result>(
 ) async throws -> Result where C.Duration == Duration {
   let engine = try TimerEngine(
     interval: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
-    onError: onError, logger: logger, metrics: metrics, body: tick)
+    onError: onError, logger: logger, metrics: metrics, body: .async(tick))
   let outcome: Swift.Result<Result, any Error> = await withDiscardingTaskGroup { group in
     group.addTask { await engine.run() }
     let outcome: Swift.Result<Result, any Error>
