@@ -34,9 +34,10 @@ enum RunWorkload {
     let wallBefore = ContinuousClock.now
     let extra = try await workload.body(operations)
     let wall = ContinuousClock.now - wallBefore
-    let cpu = cpuNanoseconds() - cpuBefore
+    let cpuAfter = cpuNanoseconds()
     var row: [String: Any] = [
-      "name": name, "operations": operations, "cpu_ns": cpu,
+      "name": name, "operations": operations, "cpu_ns": cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system,
+      "user_ns": cpuAfter.user - cpuBefore.user, "system_ns": cpuAfter.system - cpuBefore.system,
       "wall_ns": wall.components.seconds * 1_000_000_000 + wall.components.attoseconds / 1_000_000_000,
     ]
     for (key, value) in extra { row[key] = value }
@@ -44,16 +45,16 @@ enum RunWorkload {
     print(String(decoding: json, as: UTF8.self))
   }
 
-  /// User + system CPU of this process and its reaped children, in nanoseconds.
-  static func cpuNanoseconds() -> Int {
-    var total = 0
+  /// User and system CPU of this process and its reaped children, in nanoseconds.
+  static func cpuNanoseconds() -> (user: Int, system: Int) {
+    var user = 0
+    var system = 0
     for who in [RUSAGE_SELF.rawValue, RUSAGE_CHILDREN.rawValue] {
       var usage = rusage()
       getrusage(who, &usage)
-      for time in [usage.ru_utime, usage.ru_stime] {
-        total += Int(time.tv_sec) * 1_000_000_000 + Int(time.tv_usec) * 1_000
-      }
+      user += Int(usage.ru_utime.tv_sec) * 1_000_000_000 + Int(usage.ru_utime.tv_usec) * 1_000
+      system += Int(usage.ru_stime.tv_sec) * 1_000_000_000 + Int(usage.ru_stime.tv_usec) * 1_000
     }
-    return total
+    return (user, system)
   }
 }
