@@ -44,7 +44,8 @@ struct TimerSynchronousTickTests {
     #expect(tasks.all.count == 5)
     // The loop task sleeps between ticks and lives until the timer stops: a tick with its identity ran on it.
     #expect(Set(sleepers.all).count == 1)
-    #expect(Set(tasks.all) == Set(sleepers.all), "ticks ran on \(Set(tasks.all)), the timer's task is \(Set(sleepers.all))")
+    #expect(
+      Set(tasks.all) == Set(sleepers.all), "ticks ran on \(Set(tasks.all)), the timer's task is \(Set(sleepers.all))")
   }
 
   @Test func anAsynchronousBodyStillGetsATaskPerTickSoThatSlowTicksOverlap() async throws {

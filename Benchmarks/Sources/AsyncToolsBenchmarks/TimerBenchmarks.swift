@@ -81,25 +81,47 @@ private let timerFigureKeys = ["ticks_due", "ticks_missing", "ticks_delivered_ra
 /// `operations` is the number of intervals the run lasts (500 = 5 s). Each run reports the ticks due (deadline at
 /// least 20 ms before its end), the due ticks not delivered (`ticks_missing`, 0 when every tick arrived) and
 /// delivered ÷ due.
+/// Starts 1,000 `PeriodicTimer`s with `start`, lets them tick for `intervals` intervals, and returns the ledger's
+/// figures.
+private func runPeriodicTimers(
+  intervals: Int, _ start: (TickLedger, Int) throws -> PeriodicTimer
+) async throws -> [String: Double] {
+  let ledger = TickLedger(timers: timerCount)
+  var timers: [PeriodicTimer] = []
+  for index in 0..<timerCount { timers.append(try start(ledger, index)) }
+  try await Task.sleep(for: interval * intervals)
+  let figures = ledger.figures(end: .now, interval: interval, grace: grace)  // before the (sequential) stops
+  for timer in timers { await timer.cancel() }
+  return figures
+}
+
+extension TickLedger {
+  /// Counts a `PeriodicTimer` tick; tick 0 fixes the timer's grid (DefaultClock's instants are offsets from
+  /// ContinuousClock's epoch).
+  func record(_ tick: PeriodicTimer.Tick<DefaultClock>, of timer: Int) {
+    if tick.number == 0 { setOrigin(timer, ContinuousClock().systemEpoch.advanced(by: tick.scheduledAt.offset)) }
+    self.tick(timer)
+  }
+}
+
 let timerBenchmarks: [Benchmark] = [
+  // A tick body without `await` runs inline on the timer's task (PeriodicTimer's synchronous overload).
   Benchmark(
     group: "timers-1000x10ms", variant: "asynctools", operations: 500, quickOperations: 100, runs: 3,
     extraKeys: timerFigureKeys
   ) { intervals in
-    let ledger = TickLedger(timers: timerCount)
-    var timers: [PeriodicTimer] = []
-    for index in 0..<timerCount {
-      // DefaultClock's instants are offsets from ContinuousClock's epoch: tick 0 is due at the start.
-      timers.append(
-        try PeriodicTimer.start(every: interval) { tick in
-          if tick.number == 0 { ledger.setOrigin(index, ContinuousClock().systemEpoch.advanced(by: tick.scheduledAt.offset)) }
-          ledger.tick(index)
-        })
+    try await runPeriodicTimers(intervals: intervals) { ledger, index in
+      try PeriodicTimer.start(every: interval) { tick in ledger.record(tick, of: index) }
     }
-    try await Task.sleep(for: interval * intervals)
-    let figures = ledger.figures(end: .now, interval: interval, grace: grace)  // before the (sequential) stops
-    for timer in timers { await timer.cancel() }
-    return figures
+  },
+  // An `async` tick body gets a child task per tick (so that ticks that suspend overlap).
+  Benchmark(
+    group: "timers-1000x10ms", variant: "asynctools-async-body", operations: 500, quickOperations: 100, runs: 3,
+    extraKeys: timerFigureKeys
+  ) { intervals in
+    try await runPeriodicTimers(intervals: intervals) { ledger, index in
+      try PeriodicTimer.start(every: interval) { tick async in ledger.record(tick, of: index) }
+    }
   },
   Benchmark(
     group: "timers-1000x10ms", variant: "AsyncTimerSequence", operations: 500, quickOperations: 100, runs: 3,

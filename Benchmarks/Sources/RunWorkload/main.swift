@@ -35,9 +35,10 @@ enum RunWorkload {
     let extra = try await workload.body(operations)
     let wall = ContinuousClock.now - wallBefore
     let cpuAfter = cpuNanoseconds()
+    let user = cpuAfter.user - cpuBefore.user
+    let system = cpuAfter.system - cpuBefore.system
     var row: [String: Any] = [
-      "name": name, "operations": operations, "cpu_ns": cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system,
-      "user_ns": cpuAfter.user - cpuBefore.user, "system_ns": cpuAfter.system - cpuBefore.system,
+      "name": name, "operations": operations, "cpu_ns": user + system, "user_ns": user, "system_ns": system,
       "wall_ns": wall.components.seconds * 1_000_000_000 + wall.components.attoseconds / 1_000_000_000,
     ]
     for (key, value) in extra { row[key] = value }

@@ -86,9 +86,8 @@ public final class PeriodicTimer: Sendable {
         onError: onError, logger: logger, metrics: metrics, body: .async(tick)))
   }
 
-  /// Starts a timer whose tick body is synchronous; see
-  /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)-(_,_,_,_,_,_,_,_,(Tick<C>)async throws->Void)``
-  /// for the semantics.
+  /// Starts a timer whose tick body is synchronous; the semantics are those of the overload with an
+  /// asynchronous body.
   ///
   /// A closure without `await` picks this overload. Such a tick cannot suspend, so it runs to its
   /// end on the timer's thread before the timer goes on — exactly what an asynchronous tick does
@@ -135,8 +134,8 @@ public final class PeriodicTimer: Sendable {
   }
 
   /// Starts a timer with a synchronous tick body on ``DefaultClock``; a closure without `await`
-  /// picks this overload, which runs each tick inline on the timer's task (see
-  /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)-(_,_,_,_,_,_,_,_,(Tick<C>)throws->Void)``).
+  /// picks this overload, which runs each tick inline on the timer's task (see the overload with a
+  /// `clock` and a synchronous body).
   public static func start(
     every interval: Duration,
     initialDelay: Duration = .zero,
