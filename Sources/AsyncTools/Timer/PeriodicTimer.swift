@@ -19,7 +19,8 @@ import Logging
 /// Semantics:
 /// - **Ticks are child tasks** of the timer's own task, started immediately: a tick runs on the
 ///   timer's thread until its first suspension, so its synchronous work delays the timer (give
-///   CPU-heavy work its own task). The first tick falls due at once (aiotools) or after
+///   CPU-heavy work its own task). A synchronous tick body (a closure without `await`) runs inline
+///   on the timer's task instead, without a task per tick: it could not suspend anyway. The first tick falls due at once (aiotools) or after
 ///   `initialDelay`; the next ones follow the ``Schedule`` (``Schedule/fixedRate`` by default:
 ///   tick *n* is due at `start + n × interval`, no drift).
 /// - **A slow tick** is handled by the ``DelayPolicy``: run side by side (``DelayPolicy/overlap``,
@@ -86,8 +87,8 @@ public final class PeriodicTimer: Sendable {
         onError: onError, logger: logger, metrics: metrics, body: .async(tick)))
   }
 
-  /// Starts a timer whose tick body is synchronous; the semantics are those of the overload with an
-  /// asynchronous body.
+  /// Starts a timer whose tick body is synchronous; the semantics are those of
+  /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)-32s67``.
   ///
   /// A closure without `await` picks this overload. Such a tick cannot suspend, so it runs to its
   /// end on the timer's thread before the timer goes on — exactly what an asynchronous tick does
@@ -117,7 +118,7 @@ public final class PeriodicTimer: Sendable {
   }
 
   /// Starts a timer on ``DefaultClock``; see
-  /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)`` for the semantics.
+  /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)-32s67`` for the semantics.
   public static func start(
     every interval: Duration,
     initialDelay: Duration = .zero,
@@ -134,8 +135,8 @@ public final class PeriodicTimer: Sendable {
   }
 
   /// Starts a timer with a synchronous tick body on ``DefaultClock``; a closure without `await`
-  /// picks this overload, which runs each tick inline on the timer's task (see the overload with a
-  /// `clock` and a synchronous body).
+  /// picks this overload, which runs each tick inline on the timer's task (see
+  /// ``start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)-5ybfg``).
   public static func start(
     every interval: Duration,
     initialDelay: Duration = .zero,

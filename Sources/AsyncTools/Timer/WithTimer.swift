@@ -13,7 +13,7 @@ import Logging
 /// }
 /// ```
 ///
-/// Semantics are those of ``PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)``:
+/// Semantics are those of ``PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)-32s67``:
 /// the first tick falls due at once (or after `initialDelay`), ``PeriodicTimer/DelayPolicy``
 /// decides what happens to slow ticks, ``PeriodicTimer/Schedule`` how deadlines are computed, a
 /// failing tick goes to `onError` (or the log) and the timer lives on. The timer's ticks are child
