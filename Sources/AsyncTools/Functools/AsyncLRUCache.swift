@@ -110,19 +110,23 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// caller's cancellation, so that other callers can keep waiting for it) and this call waits for it; callers
   /// arriving for `key` meanwhile wait for the same run, and their own `compute` is not called.
   ///
+  /// The closure is taken as an autoclosure: the escaping closure you write is only created on a miss (or on a hit
+  /// of a cache with `refreshAfter`), so a hit allocates nothing even when the closure captures values
+  /// (`cache.value(forKey: id) { try await db.load(id) }`). Write it as usual, as a trailing closure or as
+  /// `orCompute:`; a closure value or a function name works too.
+  ///
   /// - Throws: The error `compute` threw (not cached; the next call computes again), or `CancellationError` if the
   ///   calling task was cancelled before the value was available (see the type's cancellation rules).
   @inlinable @inline(__always)
   nonisolated(nonsending) public func value(
-    forKey key: Key, orCompute compute: @escaping @Sendable () async throws -> Value
+    forKey key: Key, orCompute compute: @autoclosure () -> @Sendable () async throws -> Value
   ) async throws -> Value {
-    // The hit path is inlined into the caller (no async call frame for a hit); everything else is one call. A
-    // capturing closure's context is still allocated by the caller before the call, on every hit: about 290 of the
-    // 1,050 instructions of a hit (callgrind, BENCHMARKS.md). The optimiser moves such an allocation into the callee
-    // only for callees of the same module (closure specialisation), so the key-taking overload below is the hot-path
-    // form.
+    // The hit path is inlined into the caller (no async call frame for a hit), and the caller's closure is formed only
+    // past it: as a plain `@escaping` parameter, its context was allocated by the caller before the call, on every
+    // hit — about 290 of the 1,050 instructions of a hit (callgrind, BENCHMARKS.md). The optimiser cannot move that
+    // allocation into a callee of another module; an autoclosure defers it.
     if refreshAfter == nil, let value = cachedValue(forKey: key) { return value }
-    return try await valueOnSlowPath(forKey: key, compute)
+    return try await valueOnSlowPath(forKey: key, compute())
   }
 
   /// Returns the cached value for `key`, or runs `compute(key)` to produce it: the same as
