@@ -2,6 +2,11 @@
 import ArgumentParser
 import AsyncToolsServer
 
+/// How the workers share new connections (`--accept-balancing`).
+enum AcceptBalancingFlag: String, ExpressibleByArgument, CaseIterable {
+  case leastConnections = "least-connections", kernel
+}
+
 /// What a failing worker does to the server (`--on-worker-failure`).
 enum FailurePolicyFlag: String, ExpressibleByArgument, CaseIterable {
   case stop, ignore, restart
@@ -54,6 +59,9 @@ struct EchoServerCommand: ParsableCommand {
     parsing: .unconditional,
     help: "Seconds the workers get to stop after INT or TERM before they are killed (> 0, finite).")
   var waitTimeout: Double = 10
+  @Option(
+    help: "How workers share new connections: least-connections (the worker with the fewest open ones takes it) or kernel (whichever worker the kernel wakes).")
+  var acceptBalancing: AcceptBalancingFlag = .leastConnections
   @Option(help: "What a failing worker does to the server: stop, ignore or restart.")
   var onWorkerFailure: FailurePolicyFlag = .stop
   @Option(parsing: .unconditional, help: "With --on-worker-failure restart: restarts allowed per window (>= 1).")
@@ -95,6 +103,7 @@ struct EchoServerCommand: ParsableCommand {
     configuration.waitTimeout = try Self.duration(waitTimeout, flag: "--wait-timeout")
     // Requests in flight when a stop begins get this long to be answered; then their connections close.
     configuration.gracefulShutdownTimeout = .seconds(5)
+    configuration.acceptBalancing = acceptBalancing == .kernel ? .kernel : .leastConnections
     switch onWorkerFailure {
     case .stop: configuration.onWorkerFailure = .stopServer
     case .ignore: configuration.onWorkerFailure = .ignore

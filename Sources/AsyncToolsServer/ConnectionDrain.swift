@@ -35,6 +35,8 @@ public final class ConnectionDrain: Sendable {
     var used = false
     var close: (@Sendable () -> Void)?
     var closeRequested = false
+    /// Called once when the connection reports ``Connection/closed()``.
+    var onClosed: (@Sendable () -> Void)?
   }
 
   private struct State {
@@ -87,9 +89,14 @@ public final class ConnectionDrain: Sendable {
   /// Registers a new connection. One opened during a drain is closed as soon as it is idle and
   /// has its close handler.
   public func open() -> Connection {
+    open(onClosed: nil)
+  }
+
+  /// Registers a new connection; `onClosed` runs once when it reports ``Connection/closed()``.
+  func open(onClosed: (@Sendable () -> Void)?) -> Connection {
     let id = state.withLock { state in
       defer { state.nextID += 1 }
-      state.entries[state.nextID] = Entry()
+      state.entries[state.nextID] = Entry(onClosed: onClosed)
       return state.nextID
     }
     return Connection(drain: self, id: id)
@@ -151,12 +158,13 @@ public final class ConnectionDrain: Sendable {
   }
 
   private func remove(_ id: UInt64) {
-    let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-      state.entries.removeValue(forKey: id)
-      guard state.entries.isEmpty else { return [] }
+    let (onClosed, waiters) = state.withLock { state -> ((@Sendable () -> Void)?, [CheckedContinuation<Void, Never>]) in
+      let onClosed = state.entries.removeValue(forKey: id)?.onClosed
+      guard state.entries.isEmpty else { return (onClosed, []) }
       defer { state.waiters = [:] }
-      return Array(state.waiters.values)
+      return (onClosed, Array(state.waiters.values))
     }
+    onClosed?()
     for waiter in waiters { waiter.resume() }
   }
 
