@@ -55,6 +55,8 @@ struct HTTPServerCommand: ParsableCommand {
   @Option(help: "With --systemd-socket: the name of the socket to take (FileDescriptorName=).") var socketName: String?
   @Flag(help: "Run the same service as a plain Hummingbird application in one process (the benchmark baseline).")
   var singleProcess = false
+  @Option(help: "How workers share new connections: least-connections (default) or kernel (whichever worker wakes first).")
+  var acceptBalancing = "least-connections"
 
   func validate() throws {
     guard (1...1024).contains(workers) else { throw ValidationError("--workers must be in 1...1024, got \(workers)") }
@@ -68,6 +70,9 @@ struct HTTPServerCommand: ParsableCommand {
       throw ValidationError("--drain-timeout (\(drainTimeout)) must be shorter than --wait-timeout (\(waitTimeout))")
     }
     if socketName != nil && !systemdSocket { throw ValidationError("--socket-name needs --systemd-socket") }
+    guard ["least-connections", "kernel"].contains(acceptBalancing) else {
+      throw ValidationError("--accept-balancing must be least-connections or kernel, got \(acceptBalancing)")
+    }
     if singleProcess && (systemdSocket || threads) {
       throw ValidationError("--single-process cannot be combined with --systemd-socket or --threads")
     }
@@ -127,6 +132,7 @@ configuration.waitTimeout = duration(options.waitTimeout)
 // The drain's bound: requests in flight at a stop get this long, then their connections close.
 configuration.gracefulShutdownTimeout = duration(options.drainTimeout)
 configuration.logger = logger
+configuration.acceptBalancing = options.acceptBalancing == "kernel" ? .kernel : .leastConnections
 let http = SharedSocketHTTP(
   router: makeRouter().buildResponder(),
   idleTimeout: .milliseconds(Int64((options.idleTimeout * 1000).rounded(.up))), logger: logger)
