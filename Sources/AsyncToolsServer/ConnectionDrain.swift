@@ -147,12 +147,13 @@ public final class ConnectionDrain: Sendable {
     }
   }
 
+  /// The per-request path: one hash lookup, the entry changed in place (copying it out and back
+  /// would retain and release its closures on every request).
   private func update(_ id: UInt64, _ change: (inout Entry) -> Void) {
     let close = state.withLock { state -> (@Sendable () -> Void)? in
-      guard var entry = state.entries[id] else { return nil }
-      change(&entry)
-      state.entries[id] = entry
-      return state.closeIfDue(id)
+      guard let index = state.entries.index(forKey: id) else { return nil }
+      change(&state.entries.values[index])
+      return state.draining ? state.closeIfDue(id) : nil
     }
     close?()
   }
