@@ -211,26 +211,6 @@ private func connectionStream(port: Int, until done: StopFlag) -> (Int, [String]
   return (answered, failures)
 }
 
-/// A listening socket on 127.0.0.1 (any free port) and its port.
-private func listenOnLoopback() -> (CInt, Int)? {
-  let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
-  guard fd >= 0 else { return nil }
-  var address = sockaddr_in()
-  address.sin_family = sa_family_t(AF_INET)
-  address.sin_addr.s_addr = inet_addr("127.0.0.1")
-  var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-  let ok = withUnsafeMutablePointer(to: &address) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-      bind(fd, $0, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0
-    }
-  }
-  guard ok else {
-    close(fd)
-    return nil
-  }
-  return (fd, Int(UInt16(bigEndian: address.sin_port)))
-}
-
 private func makePipe() -> (read: CInt, write: CInt)? {
   var fds: [CInt] = [-1, -1]
   return pipe(&fds) == 0 ? (fds[0], fds[1]) : nil
