@@ -30,6 +30,14 @@ struct EchoServerCommand: ParsableCommand {
                    replaces an old one once it is ready; no connection is
                    refused. Workers run the executable the server was started
                    from, so a rebuilt binary is picked up.
+        USR2       binary upgrade: a new main process starts from the
+                   executable at the path the server was started from and
+                   inherits the listening socket; once all its workers are
+                   ready it takes over (under systemd: MAINPID=) and this one
+                   stops its own workers and exits 0. If the new one fails or
+                   is not ready within --upgrade-timeout, it is stopped and
+                   this one logs why and serves on. A USR2 or HUP during an
+                   upgrade is logged and ignored; INT or TERM stops both.
 
       WHEN A WORKER DIES OR FAILS (--on-worker-failure):
         stop       stop the whole server (default).
@@ -39,7 +47,8 @@ struct EchoServerCommand: ParsableCommand {
                    stops the server.
 
       EXIT STATUS:
-        0   stopped by a signal, or every worker completed
+        0   stopped by a signal, every worker completed, or handed over to
+            a new main process (USR2)
         1   a worker failed and the server stopped, or the server could not
             start (the address is in use, for example)
         2   stopped, but a worker had to be killed (--wait-timeout or a
@@ -68,6 +77,10 @@ struct EchoServerCommand: ParsableCommand {
   var maxRestarts = 5
   @Option(parsing: .unconditional, help: "With --on-worker-failure restart: the window, in seconds (> 0, finite).")
   var restartWindow: Double = 60
+  @Option(
+    parsing: .unconditional,
+    help: "Seconds a new main process started by USR2 gets until all its workers are ready (> 0, finite).")
+  var upgradeTimeout: Double = 60
 
   static let maxWorkers = 1024
   /// Longer durations than this are surely a typo (and would not fit in a `Duration` as nanoseconds).
@@ -81,6 +94,7 @@ struct EchoServerCommand: ParsableCommand {
     _ = try Self.duration(waitTimeout, flag: "--wait-timeout")
     if maxRestarts < 1 { throw ValidationError("--max-restarts must be at least 1, got \(maxRestarts)") }
     _ = try Self.duration(restartWindow, flag: "--restart-window")
+    _ = try Self.duration(upgradeTimeout, flag: "--upgrade-timeout")
   }
 
   /// `seconds` as a `Duration`, or a message naming `flag`: it must be finite, positive, at most
@@ -101,6 +115,7 @@ struct EchoServerCommand: ParsableCommand {
     var configuration = ServerConfiguration(
       mode: threads ? .threads : .processes, numWorkers: workers, listen: .init(host: host, port: port))
     configuration.waitTimeout = try Self.duration(waitTimeout, flag: "--wait-timeout")
+    configuration.upgradeTimeout = try Self.duration(upgradeTimeout, flag: "--upgrade-timeout")
     // Requests in flight when a stop begins get this long to be answered; then their connections close.
     configuration.gracefulShutdownTimeout = .seconds(5)
     configuration.acceptBalancing = acceptBalancing == .kernel ? .kernel : .leastConnections

@@ -7,8 +7,9 @@
 // from it and serves its connections on its own NIO event loop. The echo path is plain NIO (a
 // ChannelInboundHandler): nothing of AsyncTools sits between a connection and the handler.
 // Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP replaces the workers one at a time without
-// refusing a connection. `echo-server --help` lists the flags, signals, exit statuses and the
-// worker-failure policy (EchoServerCommand.swift).
+// refusing a connection; SIGUSR2 hands the server over to a new main process started from the
+// (rebuilt) executable, without closing the port. `echo-server --help` lists the flags, signals,
+// exit statuses and the worker-failure policy (EchoServerCommand.swift).
 import ArgumentParser
 import AsyncTools
 import AsyncToolsServer

@@ -22,6 +22,8 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
   let stopListening: @Sendable () -> Void
   /// Told of readiness, rolling restarts and the stop (prod: systemd notification).
   var observer: (any ServerLifecycleObserver)? = nil
+  /// Starts and signals the new main process of a binary upgrade; `nil`: upgrades are disabled.
+  var upgrader: MainProcessUpgrader? = nil
 
   func run() async -> ServerExit {
     var state = ServerState(ServerState.Settings(configuration, processCount: processCount))
@@ -71,6 +73,15 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
     case .log(let level, let message): configuration.logger.log(level: level, "\(message)")
     case .lifecycle(let event): observer?.serverLifecycle(event)  // prod: observer
     case .finish: break
+    case .startUpgrade:
+      guard let upgrader else { return .upgradeLaunchFailed(message: "binary upgrades are disabled") }
+      do {
+        return .upgradeLaunched(pid: try await upgrader.start(events: continuation))
+      } catch {
+        return .upgradeLaunchFailed(message: "\(error)")
+      }
+    case .stopUpgrade(let signal): upgrader?.send(signal.rawValue)
+    case .killUpgrade: upgrader?.kill()
     }
     return nil
   }

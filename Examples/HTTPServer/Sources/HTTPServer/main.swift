@@ -11,8 +11,10 @@
 // each serves its connections with Hummingbird on its own event loop (SharedSocketHTTP.swift).
 // SIGINT/SIGTERM stop it: every worker stops accepting, closes idle keep-alive connections, lets
 // requests in flight finish (up to --drain-timeout), and exits; a second signal forces the stop.
-// SIGHUP replaces the workers one at a time without refusing a connection. Under systemd
-// (NOTIFY_SOCKET set) it reports READY=1, RELOADING=1, STOPPING=1 and pings the watchdog.
+// SIGHUP replaces the workers one at a time without refusing a connection; SIGUSR2 hands the
+// server over to a new main process started from the (rebuilt) binary at the same path. Under
+// systemd (NOTIFY_SOCKET set) it reports READY=1, RELOADING=1, STOPPING=1, MAINPID= after an
+// upgrade, and pings the watchdog.
 //
 // `--single-process` runs the same router as a plain Hummingbird `Application` in one process
 // (its own socket, --workers event-loop threads): the baseline the benchmark compares with.
@@ -34,8 +36,10 @@ struct HTTPServerCommand: ParsableCommand {
     abstract: "An HTTP service on Hummingbird with prefork (or threaded) workers.",
     discussion: """
       Signals: SIGINT/SIGTERM stop the server (workers drain their connections); a second one forces \
-      the stop; SIGHUP restarts the workers one at a time. Exit status: 0 stopped, 1 a worker failed \
-      or the server could not start, 2 workers had to be killed.
+      the stop; SIGHUP restarts the workers one at a time; SIGUSR2 upgrades the main process from the \
+      binary at its path (a new main process takes over once its workers are ready; if it fails, \
+      this one serves on). Exit status: 0 stopped or handed over, 1 a worker failed or the server \
+      could not start, 2 workers had to be killed.
       """)
 
   @Option(help: "The address to listen on.") var host = "127.0.0.1"
