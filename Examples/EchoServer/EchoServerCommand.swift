@@ -69,7 +69,10 @@ struct EchoServerCommand: ParsableCommand {
     help: "Seconds the workers get to stop after INT or TERM before they are killed (> 0, finite).")
   var waitTimeout: Double = 10
   @Option(
-    help: "How workers share new connections: least-connections (the worker with the fewest open ones takes it) or kernel (whichever worker the kernel wakes).")
+    help: """
+      How workers share new connections: least-connections (the worker with the fewest open ones \
+      takes it) or kernel (whichever worker the kernel wakes).
+      """)
   var acceptBalancing: AcceptBalancingFlag = .leastConnections
   @Option(help: "What a failing worker does to the server: stop, ignore or restart.")
   var onWorkerFailure: FailurePolicyFlag = .stop

@@ -59,7 +59,9 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
   ///
   /// - Throws: ``ServerError`` `.notListening` when `listeningSocket` is not a listening socket
   ///   (the descriptor then stays the caller's).
-  public convenience init(listeningSocket: CInt, logger: Logger = Logger(label: "AsyncToolsServer")) throws(ServerError) {
+  public convenience init(
+    listeningSocket: CInt, logger: Logger = Logger(label: "AsyncToolsServer")
+  ) throws(ServerError) {
     try self.init(listeningSocket: listeningSocket, logger: logger, balance: nil)
   }
 

@@ -122,7 +122,9 @@ public final class ConnectionDrain: Sendable {
       return state.closeAllDue()
     }
     for close in due { close() }
-    let unused = state.withLock { state in state.entries.values.contains { !$0.requests.wasUsed && !$0.closeRequested } }
+    let unused = state.withLock { state in
+      state.entries.values.contains { !$0.requests.wasUsed && !$0.closeRequested }
+    }
     if unused {
       try? await Task.sleep(for: firstRequestGrace)
       let due = state.withLock { state in

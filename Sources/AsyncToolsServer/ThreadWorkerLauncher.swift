@@ -70,10 +70,11 @@ final class ThreadWorkerLauncher: WorkerLauncher {
       events.yield(.ready(slot: slot))
     }
     let (board, entry) = (board, board?.claim())
+    let balance = board.flatMap { board in entry.flatMap { AcceptBalance(board: board, entry: $0) } }
     let context = WorkerContext(
       processIndex: index, arguments: arguments, listeningSocket: socket?.duplicate(),
       listeningPort: socket?.port, mode: .threads, core: core,
-      logger: configuration.logger, balance: board.flatMap { board in entry.flatMap { AcceptBalance(board: board, entry: $0) } })
+      logger: configuration.logger, balance: balance)
     let body = bodies.body(index)
     let logger = configuration.logger
     let exit = ExitReport { outcome in

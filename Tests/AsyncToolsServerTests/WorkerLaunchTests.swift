@@ -13,7 +13,8 @@ struct WorkerLaunchTests {
     for launch in [
       Launch(index: 0, program: "echo-server", listenFD: 3, listenPort: 8888, arguments: arguments),
       Launch(index: 12, program: "a b", listenFD: nil, listenPort: nil, arguments: arguments),
-      Launch(index: 1, program: "p", listenFD: 3, listenPort: 80, balance: .init(fd: 4, entry: 17), arguments: arguments),
+      Launch(
+        index: 1, program: "p", listenFD: 3, listenPort: 80, balance: .init(fd: 4, entry: 17), arguments: arguments),
     ] {
       #expect(Launch(decoding: launch.encoded) == launch)
     }

@@ -59,7 +59,8 @@ struct HTTPServerCommand: ParsableCommand {
   @Option(help: "With --systemd-socket: the name of the socket to take (FileDescriptorName=).") var socketName: String?
   @Flag(help: "Run the same service as a plain Hummingbird application in one process (the benchmark baseline).")
   var singleProcess = false
-  @Option(help: "How workers share new connections: least-connections (default) or kernel (whichever worker wakes first).")
+  @Option(
+    help: "How workers share new connections: least-connections (default) or kernel (whichever worker wakes first).")
   var acceptBalancing = "least-connections"
 
   func validate() throws {
