@@ -21,6 +21,8 @@ let package = Package(
     // SwiftNIO echo server it compares Examples/EchoServer with.
     .executable(name: "echo-load", targets: ["EchoLoad"]),
     .executable(name: "plain-nio-echo", targets: ["PlainNIOEcho"]),
+    // The CPU time per operation of the metrics-overhead paths (`overhead` script).
+    .executable(name: "core-path-costs", targets: ["CorePathCosts"]),
   ],
   dependencies: [
     .package(name: "AsyncTools", path: ".."),
@@ -63,6 +65,14 @@ let package = Package(
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         .product(name: "Clocks", package: "swift-clocks"),
         .product(name: "Subprocess", package: "swift-subprocess"),
+      ],
+      swiftSettings: [.treatAllWarnings(as: .error)]
+    ),
+    .executableTarget(
+      name: "CorePathCosts",
+      dependencies: [
+        .product(name: "AsyncTools", package: "AsyncTools"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
       ],
       swiftSettings: [.treatAllWarnings(as: .error)]
     ),

@@ -150,8 +150,15 @@ public struct ServerConfiguration: Sendable {
   /// system. Set it to `false` when embedding the server in a process that handles its own signals
   /// (or in tests): the server then stops only through ``ServerMain/signal(_:)``. Default `true`.
   public var trapsSignals: Bool = true
-  /// Where the server logs worker starts, failures, stops and kills.
+  /// Where the server logs worker starts, failures, stops and kills. Pass your own to keep its
+  /// metadata and handler; the library logs its lines in the workers to it too.
   public var logger: Logger = Logger(label: "AsyncToolsServer")
+  /// Opt-in swift-metrics instrumentation of the main process's supervisor, dimension `server` set to
+  /// `MetricsConfiguration.name`: worker starts, exits by cause, restarts by reason, launch
+  /// failures and the stop's duration (the names are in the Observability article of AsyncTools and
+  /// in <doc:RunningServers>). Recorded in the main process only (in process mode the workers are
+  /// other processes, with their own metrics). `nil` (default): nothing is created or recorded.
+  public var metrics: MetricsConfiguration? = nil
 
   /// Creates a configuration with every default; set the fields that differ.
   public init() {}

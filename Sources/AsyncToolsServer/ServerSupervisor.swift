@@ -27,6 +27,7 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
 
   func run() async -> ServerExit {
     var state = ServerState(ServerState.Settings(configuration, processCount: processCount))
+    var metrics = configuration.metrics.map(ServerMetrics.init)  // obs: nil unless configured
     var handles: [Int: any WorkerHandle] = [:]
     let start = clock.now
     return await withTaskGroup(of: Void.self) { timers in
@@ -37,7 +38,10 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
       while exit == nil {
         if own.isEmpty, let next = await stream.next() { own.append(next) }
         guard !own.isEmpty else { break }
-        let actions = state.handle(own.removeFirst(), now: start.duration(to: clock.now))
+        let event = own.removeFirst()
+        let now = start.duration(to: clock.now)
+        let actions = state.handle(event, now: now)
+        metrics?.observe(event, actions, now: now)
         for action in actions {
           if case .finish(let value) = action { exit = value }
           if let reported = await perform(action, handles: &handles, timers: &timers) { own.append(reported) }
