@@ -23,6 +23,8 @@ let package = Package(
     .executable(name: "plain-nio-echo", targets: ["PlainNIOEcho"]),
     // The CPU time per operation of the metrics-overhead paths (`overhead` script).
     .executable(name: "core-path-costs", targets: ["CorePathCosts"]),
+    // One workload, once, outside package-benchmark: for profilers (callgrind) and quick CPU readings.
+    .executable(name: "run-workload", targets: ["RunWorkload"]),
   ],
   dependencies: [
     .package(name: "AsyncTools", path: ".."),
@@ -74,6 +76,11 @@ let package = Package(
         .product(name: "AsyncTools", package: "AsyncTools"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
       ],
+      swiftSettings: [.treatAllWarnings(as: .error)]
+    ),
+    .executableTarget(
+      name: "RunWorkload",
+      dependencies: ["AsyncToolsBenchmarks", .product(name: "AsyncToolsProcess", package: "AsyncTools")],
       swiftSettings: [.treatAllWarnings(as: .error)]
     ),
     .target(name: "CEpoll"),

@@ -1,4 +1,6 @@
 import AsyncTools
+import AsyncToolsTestSupport
+import AsyncToolsTesting
 import Testing
 
 @Suite("AsyncLRUCache")
@@ -192,5 +194,54 @@ struct AsyncLRUCacheKeyClosureTests {
     #expect(try await cache.value(forKey: 5) { $0 + 1 } == 6)
     #expect(cache.info().hits == 1)
     #expect(cache.info().misses == 2)
+  }
+}
+
+@Suite("AsyncLRUCache closure without parameters: created only past a hit")
+struct AsyncLRUCacheDeferredClosureTests {
+  /// Counts how often the closure expression is evaluated, and returns a closure that computes `value`.
+  private static func compute(_ value: Int, counting made: TestCounter) -> @Sendable () async throws -> Int {
+    _ = made.increment()
+    return { value }
+  }
+
+  @Test func aHitDoesNotEvaluateTheClosureExpressionAMissDoesOnce() async throws {
+    // The closure is an autoclosure of the closure you write: on a hit it is never formed, so a capturing closure's
+    // context is not allocated (issue #16 item 7). An expression that produces the closure shows it.
+    let cache = try AsyncLRUCache<Int, Int>(maxSize: 10)
+    let made = TestCounter()
+    #expect(try await cache.value(forKey: 1, orCompute: Self.compute(10, counting: made)) == 10)
+    #expect(made.value == 1, "a miss forms the closure once")
+    for _ in 0..<3 {
+      #expect(try await cache.value(forKey: 1, orCompute: Self.compute(99, counting: made)) == 10)
+    }
+    #expect(made.value == 1, "hits form no closure")
+    #expect(cache.info().hits == 3)
+  }
+
+  @Test func everySpellingOfTheClosureStillWorks() async throws {
+    let cache = try AsyncLRUCache<String, Int>(maxSize: 10)
+    let offset = 5
+    let named: @Sendable () async throws -> Int = { 3 }
+    #expect(try await cache.value(forKey: "trailing") { offset + 1 } == 6)
+    #expect(try await cache.value(forKey: "labelled", orCompute: { offset + 2 }) == 7)
+    #expect(try await cache.value(forKey: "value", orCompute: named) == 3)
+    #expect(try await cache.value(forKey: "trailing") { 0 } == 6, "a hit")
+  }
+
+  @Test func aCacheWithRefreshAheadStillRefreshesWithTheCallersClosure() async throws {
+    try await withVirtualTime { clock in
+      let cache = try AsyncLRUCache<Int, Int>(
+        maxSize: 10, expireAfter: .seconds(60), refreshAfter: .seconds(10), clock: clock)
+      let made = TestCounter()
+      #expect(try await cache.value(forKey: 1, orCompute: Self.compute(1, counting: made)) == 1)
+      try await clock.sleep(for: .seconds(11))
+      // Due for a refresh: the stale value comes back at once and the refresh runs this caller's closure.
+      #expect(try await cache.value(forKey: 1, orCompute: Self.compute(2, counting: made)) == 1)
+      try await clock.sleep(for: .seconds(1))  // virtual time moves once the refresh task has ended
+      #expect(try await cache.value(forKey: 1, orCompute: Self.compute(3, counting: made)) == 2)
+      #expect(cache.info().refreshes == 1)
+      #expect(made.value == 3, "a refresh-ahead hit forms the closure: it may start the refresh")
+    }
   }
 }

@@ -110,35 +110,56 @@ public final class AsyncLRUCache<Key: Hashable & Sendable, Value: Sendable>: Sen
   /// caller's cancellation, so that other callers can keep waiting for it) and this call waits for it; callers
   /// arriving for `key` meanwhile wait for the same run, and their own `compute` is not called.
   ///
+  /// The closure is taken as an autoclosure: the escaping closure you write is only created on a miss (or on a hit
+  /// of a cache with `refreshAfter`), so a hit allocates nothing even when the closure captures values
+  /// (`cache.value(forKey: id) { try await db.load(id) }`). Write it as usual, as a trailing closure or as
+  /// `orCompute:`; a closure value or a function name works too.
+  ///
   /// - Throws: The error `compute` threw (not cached; the next call computes again), or `CancellationError` if the
   ///   calling task was cancelled before the value was available (see the type's cancellation rules).
-  @inlinable
+  @inlinable @inline(__always)
   nonisolated(nonsending) public func value(
-    forKey key: Key, orCompute compute: @escaping @Sendable () async throws -> Value
+    forKey key: Key, orCompute compute: @autoclosure () -> @Sendable () async throws -> Value
   ) async throws -> Value {
-    if refreshAfter == nil {
-      if let value = cachedValue(forKey: key) { return value }
-    } else if let value = cachedValueRefreshingAhead(
-      key, { flight in startComputation(key, flight) { _ in try await compute() } })
-    {
-      return value
-    }
-    return try await computeOrJoin(key) { _ in try await compute() }
+    // The hit path is inlined into the caller (no async call frame for a hit), and the caller's closure is formed only
+    // past it: as a plain `@escaping` parameter, its context was allocated by the caller before the call, on every
+    // hit — about 290 of the 1,050 instructions of a hit (callgrind, BENCHMARKS.md). The optimiser cannot move that
+    // allocation into a callee of another module; an autoclosure defers it.
+    if refreshAfter == nil, let value = cachedValue(forKey: key) { return value }
+    return try await valueOnSlowPath(forKey: key, compute())
   }
 
   /// Returns the cached value for `key`, or runs `compute(key)` to produce it: the same as
   /// the `value(forKey:orCompute:)` that takes a closure without parameters, with the key handed to the closure.
   ///
-  /// A closure that needs nothing but the key then captures nothing, so no closure context is allocated per call
-  /// (`cache.value(forKey: id) { id in try await Profile.load(id) }`): on a hot path this doubles the hit rate
-  /// compared with a closure that captures `id`.
-  @inlinable
+  /// As in the other form, the closure is an autoclosure of the closure you write, formed only past a hit, so a hit
+  /// allocates nothing whatever the closure captures (`cache.value(forKey: id) { id in try await db.load(id) }`).
+  @inlinable @inline(__always)
   nonisolated(nonsending) public func value(
-    forKey key: Key, orCompute compute: @escaping @Sendable (Key) async throws -> Value
+    forKey key: Key, orCompute compute: @autoclosure () -> @Sendable (Key) async throws -> Value
   ) async throws -> Value {
-    if refreshAfter == nil {
-      if let value = cachedValue(forKey: key) { return value }
-    } else if let value = cachedValueRefreshingAhead(key, { flight in startComputation(key, flight, compute) }) {
+    if refreshAfter == nil, let value = cachedValue(forKey: key) { return value }
+    return try await valueOnSlowPath(forKey: key, compute())
+  }
+
+  /// Everything but a plain hit, for a closure without parameters: see the overload for a closure that takes the key.
+  @inlinable @inline(never)
+  nonisolated(nonsending) func valueOnSlowPath(
+    forKey key: Key, _ compute: @escaping @Sendable () async throws -> Value
+  ) async throws -> Value {
+    try await valueOnSlowPath(forKey: key) { _ in try await compute() }
+  }
+
+  /// Everything but a plain hit: the hit of a cache with `refreshAfter` (which may start a refresh with `compute`), and
+  /// the miss. Inlinable for the specialisation for `Key` and `Value`; not inlined, so that each call site carries
+  /// only the hit path.
+  @inlinable @inline(never)
+  nonisolated(nonsending) func valueOnSlowPath(
+    forKey key: Key, _ compute: @escaping @Sendable (Key) async throws -> Value
+  ) async throws -> Value {
+    if refreshAfter != nil,
+      let value = cachedValueRefreshingAhead(key, { flight in startComputation(key, flight, compute) })
+    {
       return value
     }
     return try await computeOrJoin(key, compute)

@@ -23,20 +23,24 @@ struct TickScheduler<C: Clock> where C.Duration == Duration {
   }
 
   /// Moves on to the tick after the current one, which has just been started (or skipped);
-  /// `now` is the time right after that.
-  mutating func advance(now: C.Instant) {
+  /// `now` is the time right after that. It is read only where the schedule needs it: not by a
+  /// fixed-rate schedule that bursts, whose next deadline is the next instant of its grid whatever
+  /// the time (one clock read less per tick for the default timer).
+  mutating func advance(now: @autoclosure () -> C.Instant) {
     switch schedule.kind {
     case .fixedDelay:
       // aiotools: `create_task(cb(interval)); await sleep(interval)` — the delay runs from now.
       number += 1
-      deadline = now.advanced(by: interval)
+      deadline = now().advanced(by: interval)
     case .fixedRate(let missed):
       number += 1
       deadline = deadline.advanced(by: interval)
+      if missed == .burst { return }  // due already or not: the loop starts it when it is due
+      let now = now()
       guard deadline <= now else { return }
       switch missed.kind {
       case .burst:
-        break  // due already: the loop starts it without sleeping, and so on until caught up
+        break  // handled above: an overdue tick is started without sleeping, and so on until caught up
       case .skip:
         // The first instant of the grid strictly after `now`.
         let behind = deadline.duration(to: now).attoseconds / interval.attoseconds + 1

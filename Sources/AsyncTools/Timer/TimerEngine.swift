@@ -16,16 +16,26 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
   let logger: Logger?
   /// The swift-metrics instruments, if the timer was created with `metrics:`.
   let metrics: TimerMetrics?
-  let body: @Sendable (Tick) async throws -> Void
+  let body: Body
   /// Whether a tick is running; only used by `.skipWhileRunning`, where ticks never overlap, so
   /// one flag set by the loop and cleared by the tick is enough.
   let running = Atomic<Bool>(false)
+
+  /// What a tick runs.
+  enum Body: Sendable {
+    /// Started as a child task of the timer's task, so that a tick that suspends runs beside the next ones.
+    case async(@Sendable (Tick) async throws -> Void)
+    /// Run inline on the timer's task: a body that cannot suspend finishes before the loop goes on anyway (an
+    /// immediate child task would run it just so, on the same thread), so no task is created for it (issue #16
+    /// item 9: the task per tick was most of a timer's CPU).
+    case sync(@Sendable (Tick) throws -> Void)
+  }
 
   /// Validates the arguments; the messages name the offending parameter.
   init(
     interval: Duration, initialDelay: Duration, policy: PeriodicTimer.DelayPolicy,
     schedule: PeriodicTimer.Schedule, clock: C, onError: (@Sendable (any Error, Tick) -> Void)?,
-    logger: Logger?, metrics: MetricsConfiguration?, body: @escaping @Sendable (Tick) async throws -> Void
+    logger: Logger?, metrics: MetricsConfiguration?, body: Body
   ) throws(AsyncToolsError) {
     try PeriodicTimer.validate(interval: interval, initialDelay: initialDelay)
     self.interval = interval
@@ -63,7 +73,7 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     await withDiscardingTaskGroup { group in
       while !Task.isCancelled {
         let tick = scheduler.tick
-        scheduler.advance(now: clock.now)
+        scheduler.advance(now: clock.now)  // read only by the schedules that need it
         if !skipWhileRunning {
           startTick(tick, in: &group)
         } else if !running.load(ordering: .acquiring) {
@@ -100,37 +110,52 @@ final class TimerEngine<C: Clock>: Sendable where C.Duration == Duration {
     }
   }
 
-  /// Starts a tick as a child task that begins at once, on this thread, and runs until its first
-  /// suspension before the loop goes on (`addImmediateTask`, SE-0472). Compared with `addTask`,
-  /// this saves each tick a hop through the global executor — the difference between keeping up
-  /// and falling behind with a thousand 10 ms timers on a loaded machine — and starts ticks in a
-  /// deterministic order. The price: a tick's synchronous prefix delays the loop (documented).
+  /// Starts a tick. An asynchronous body becomes a child task that begins at once, on this thread,
+  /// and runs until its first suspension before the loop goes on (`addImmediateTask`, SE-0472).
+  /// Compared with `addTask`, this saves each tick a hop through the global executor — the
+  /// difference between keeping up and falling behind with a thousand 10 ms timers on a loaded
+  /// machine — and starts ticks in a deterministic order. The price: a tick's synchronous prefix
+  /// delays the loop (documented). A synchronous body is all prefix: it runs inline, without a task.
   private func startTick(
     _ tick: Tick, in group: inout DiscardingTaskGroup, clearingRunning: Bool = false
   ) {
     metrics?.started(lateness: tick.scheduledAt.duration(to: clock.now))
-    if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
-      group.addImmediateTask { await self.runTick(tick, clearingRunning: clearingRunning) }
-    } else {
-      group.addTask { await self.runTick(tick, clearingRunning: clearingRunning) }
+    switch body {
+    case .sync(let body):
+      defer { if clearingRunning { running.store(false, ordering: .releasing) } }
+      do { try body(tick) } catch { report(error, of: tick) }
+    case .async:
+      if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
+        group.addImmediateTask { await self.runTick(tick, clearingRunning: clearingRunning) }
+      } else {
+        group.addTask { await self.runTick(tick, clearingRunning: clearingRunning) }
+      }
     }
   }
 
-  /// Runs one tick and reports its failure. A `CancellationError` from a cancelled tick is the
-  /// expected end of a cancelled tick, not a failure.
+  /// Runs one tick in its own task and reports its failure.
   private func runTick(_ tick: Tick, clearingRunning: Bool) async {
     defer { if clearingRunning { running.store(false, ordering: .releasing) } }
     do {
-      try await body(tick)
-    } catch {
-      if error is CancellationError && Task.isCancelled { return }
-      if let onError {
-        onError(error, tick)
-      } else {
-        (logger ?? TimerLogging.logger).error(
-          "timer tick failed; the timer keeps running",
-          metadata: ["tick": "\(tick.number)", "error": "\(String(reflecting: error))"])
+      switch body {
+      case .async(let body): try await body(tick)
+      case .sync(let body): try body(tick)
       }
+    } catch {
+      report(error, of: tick)
+    }
+  }
+
+  /// Hands a tick's error to `onError` or the log. A `CancellationError` from a cancelled tick is
+  /// the expected end of a cancelled tick, not a failure.
+  private func report(_ error: any Error, of tick: Tick) {
+    if error is CancellationError && Task.isCancelled { return }
+    if let onError {
+      onError(error, tick)
+    } else {
+      (logger ?? TimerLogging.logger).error(
+        "timer tick failed; the timer keeps running",
+        metadata: ["tick": "\(tick.number)", "error": "\(String(reflecting: error))"])
     }
   }
 }

@@ -13,7 +13,7 @@ import Logging
 /// }
 /// ```
 ///
-/// Semantics are those of ``PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)``:
+/// Semantics are those of ``PeriodicTimer/start(every:initialDelay:policy:schedule:clock:onError:logger:metrics:_:)-32s67``:
 /// the first tick falls due at once (or after `initialDelay`), ``PeriodicTimer/DelayPolicy``
 /// decides what happens to slow ticks, ``PeriodicTimer/Schedule`` how deadlines are computed, a
 /// failing tick goes to `onError` (or the log) and the timer lives on. The timer's ticks are child
@@ -42,7 +42,7 @@ public func withTimer<C: Clock, Result>(
 ) async throws -> Result where C.Duration == Duration {
   let engine = try TimerEngine(
     interval: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
-    onError: onError, logger: logger, metrics: metrics, body: tick)
+    onError: onError, logger: logger, metrics: metrics, body: .async(tick))
   let outcome: Swift.Result<Result, any Error> = await withDiscardingTaskGroup { group in
     group.addTask { await engine.run() }
     let outcome: Swift.Result<Result, any Error>
