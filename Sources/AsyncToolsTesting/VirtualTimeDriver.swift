@@ -79,10 +79,13 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   // `onDriverThread`); the remaining stored properties are immutable.
 
   struct State {
-    /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`).
+    /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`) with
+    /// the `JobTag` bits set (jobs are aligned to 16 bytes, so the low bits are free).
     var ready = Deque<UInt>()
-    /// Jobs (tasks) this driver has run: a foreign-thread enqueue of one of them is a wake-up of a
-    /// task in this scope (a continuation resumed by Dispatch, a signal handler, …) and stays here.
+    /// Jobs (tasks) that reached this driver through the global-enqueue hook and ran here: a
+    /// foreign-thread enqueue of one of them is a wake-up of a task in this scope (a continuation
+    /// resumed by Dispatch, a signal handler, …) and stays here. (Tasks that prefer the driver
+    /// come back to it by themselves, through `enqueue(_:)`: they are not recorded.)
     var ours = Set<UInt>()
     /// The driver thread is (about to be) blocked on `wakeup`.
     var sleeping = false
@@ -107,8 +110,19 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   let automatic: Bool
   let autojumpThreshold: Duration
   let deadlockTimeout: Duration
-  /// When the job running on the driver thread started (real time). Driver thread only.
+  /// When the job running on the driver thread started (real time), or an earlier instant (not
+  /// read again for a timer's wake-up job, which never sleeps). Driver thread only.
   var jobStarted = ContinuousClock.now
+
+  /// Bits a job's key carries in the ready queue.
+  enum JobTag {
+    /// The job came through the global-enqueue hook: remember its task as this scope's.
+    static let fromHook: UInt = 1
+    /// The job is the wake-up of a runtime sleep (the runtime's sleep task, which only resumes
+    /// the sleeper): its run needs no clock reading.
+    static let timer: UInt = 2
+    static let all: UInt = 3
+  }
 
   init(clock: VirtualClock, automatic: Bool, autojumpThreshold: Duration, deadlockTimeout: Duration) {
     self.clock = clock
@@ -138,7 +152,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
       state.original = originalBits
       guard !state.finished, onOwnThread || state.ours.contains(key) else { return (false, false) }
       if !onOwnThread { state.foreignWakeups += 1 }
-      state.ready.append(key)
+      state.ready.append(key | JobTag.fromHook)
       let wake = state.sleeping
       state.sleeping = false
       return (true, wake)
@@ -274,11 +288,11 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     var batch = Deque<UInt>()
     loop: while true {
       if batch.isEmpty { takeReadyJobs(into: &batch) }
-      if let key = batch.popFirst() {
-        jobStarted = .now
+      if let tagged = batch.popFirst() {
+        if tagged & JobTag.timer == 0 { jobStarted = .now }
         // On this executor as a task executor: tasks that prefer it stay, and runtime sleeps and
         // yields of the job reach `enqueue(_:at:…)` / `enqueue(_:)`.
-        unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: taskExecutor)
+        unsafeBitCast(tagged & ~JobTag.all, to: UnownedJob.self).runSynchronously(on: taskExecutor)
         continue
       }
       if state.withLock({ $0.bodyDone }) { break }
@@ -291,7 +305,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
         for sleeper in sleepers {
           switch sleeper {
           case .continuation(let continuation): continuation.resume()
-          case .job(let job): state.withLock { $0.ready.append(job) }
+          case .job(let job): state.withLock { $0.ready.append(job | JobTag.timer) }
           }
         }
         continue loop
@@ -311,11 +325,12 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     finish(deadlock: deadlock)
   }
 
-  /// Moves every ready job into `batch` (which is empty) and records them as this scope's.
+  /// Moves every ready job into `batch` (which is empty) and records those that came through the
+  /// hook as this scope's.
   private func takeReadyJobs(into batch: inout Deque<UInt>) {
     state.withLock { state in
       guard !state.ready.isEmpty else { return }
-      for key in state.ready { state.ours.insert(key) }
+      for key in state.ready where key & JobTag.fromHook != 0 { state.ours.insert(key & ~JobTag.all) }
       swap(&batch, &state.ready)
     }
   }
@@ -366,7 +381,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
       defer { state.ready.removeAll() }
       // Not `Array(state.ready)` when empty: see `TaskScopeCore` (a benign write to the shared
       // empty-array storage that ThreadSanitizer reports).
-      return (state.ready.isEmpty ? [] : Array(state.ready), state.original)
+      return (state.ready.isEmpty ? [] : state.ready.map { $0 & ~JobTag.all }, state.original)
     }
     // Jobs of tasks the body left behind run on, in real time, on the runtime's executor.
     if originalBits != 0 {
@@ -414,8 +429,15 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
       _ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C
     ) {
       let unowned = UnownedJob(job)
-      if let virtual = clock as? VirtualClock, let deadline = instant as? VirtualClock.Instant {
-        _ = virtual
+      // The runtime's own clocks first, by type identity: a dynamic cast per sleep was a
+      // measurable part of a runtime sleep's cost.
+      if C.self == ContinuousClock.self {
+        let deadline = unsafeBitCast(instant, to: ContinuousClock.Instant.self)
+        schedule(unowned, after: virtualDelay(measured: ContinuousClock.now.duration(to: deadline)))
+      } else if C.self == SuspendingClock.self {
+        let deadline = unsafeBitCast(instant, to: SuspendingClock.Instant.self)
+        schedule(unowned, after: virtualDelay(measured: SuspendingClock.now.duration(to: deadline)))
+      } else if let deadline = instant as? VirtualClock.Instant {
         schedule(unowned, after: deadline.offset - self.clock.now.offset)
       } else {
         let measured = (clock.now.duration(to: instant) as? Duration) ?? .zero
