@@ -21,6 +21,7 @@ let package = Package(
     // SwiftNIO echo server it compares Examples/EchoServer with.
     .executable(name: "echo-load", targets: ["EchoLoad"]),
     .executable(name: "plain-nio-echo", targets: ["PlainNIOEcho"]),
+    .executable(name: "run-workload", targets: ["RunWorkload"]),
   ],
   dependencies: [
     .package(name: "AsyncTools", path: ".."),
@@ -66,6 +67,9 @@ let package = Package(
       ],
       swiftSettings: [.treatAllWarnings(as: .error)]
     ),
+    // One workload in this process, without package-benchmark around it: for profilers.
+    .executableTarget(
+      name: "RunWorkload", dependencies: ["AsyncToolsBenchmarks"], swiftSettings: [.treatAllWarnings(as: .error)]),
     .target(name: "CEpoll"),
     .executableTarget(name: "EchoLoad", dependencies: ["CEpoll"], swiftSettings: [.treatAllWarnings(as: .error)]),
     .executableTarget(

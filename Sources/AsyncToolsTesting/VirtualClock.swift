@@ -1,5 +1,4 @@
 import AsyncTools
-import HeapModule
 import Synchronization
 
 /// A clock whose time moves only when you, or the ``withVirtualTime(startingAt:advancing:autojumpThreshold:deadlockTimeout:_:)``

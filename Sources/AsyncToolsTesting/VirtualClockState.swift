@@ -1,5 +1,3 @@
-import HeapModule
-
 extension VirtualClock {
   /// Orders the sleepers in the heap: by deadline, then by registration (`id`). `slot` is where
   /// the sleeper's entry lives; a key whose slot no longer holds its `id` is a tombstone (the
@@ -54,7 +52,7 @@ extension VirtualClock {
   struct State {
     var now: Duration
     var nextID: UInt64 = 0
-    var heap = Heap<Key>()
+    var heap = DeadlineHeap()
     var slots: [Slot] = []
     var freeSlots: [Int] = []
     /// Number of `.registered` entries.
@@ -121,6 +119,8 @@ extension VirtualClock.State {
     registeredCount += 1
     heap.insert(VirtualClock.Key(deadline: deadline.attoseconds, id: ticket.id, slot: ticket.slot))
     if advancing { advancers[ticket.id] = deadline }
+    // The driver to notify: only from another thread (the driver never waits while it runs a job).
+    guard let driver, !driver.onDriverThread else { return (.registered, nil) }
     return (.registered, driver)
   }
 
@@ -145,7 +145,7 @@ extension VirtualClock.State {
   mutating func firstLiveDeadline() -> Duration? {
     while let key = heap.min {
       if slots[key.slot].id == key.id { return Duration(attoseconds: key.deadline) }
-      _ = heap.removeMin()
+      _ = heap.popMin()
     }
     return nil
   }
@@ -156,7 +156,7 @@ extension VirtualClock.State {
     let attoseconds = deadline.attoseconds
     var batch: [VirtualClock.Waker] = []
     while let key = heap.min, key.deadline == attoseconds {
-      _ = heap.removeMin()
+      _ = heap.popMin()
       guard slots[key.slot].id == key.id else { continue }
       switch slots[key.slot].entry {
       case .registered(let continuation):
