@@ -51,8 +51,8 @@ public final class VirtualClock: Clock, Sendable {
       lhs.offset < rhs.offset
     }
 
-    /// The offset, e.g. `"+3.0 seconds"`.
-    public var description: String { "+\(offset)" }
+    /// The offset, exactly (to the attosecond), e.g. `"+3.0 seconds"`.
+    public var description: String { offset.exactOffsetDescription }
   }
 
   let state: Locked<State>

@@ -242,7 +242,7 @@ package final class AsyncFIFOLock: Sendable {
 
 /// The sentence a deadlock error carries: what the driver saw, and what usually causes it.
 func deadlockMessage(_ seen: DeadlockSnapshot, manual: Bool, timeout: Duration) -> String {
-  var message = "the body was stuck at virtual time +\(seen.now): for \(timeout) of real time no task of the scope "
+  var message = "the body was stuck at virtual time \(seen.now.exactOffsetDescription): for \(timeout) of real time no task of the scope "
     + "could run and nothing arrived from outside. Seen: \(seen.sleepers) task(s) sleeping on the VirtualClock, "
     + "\(seen.runtimeTimers) runtime sleep(s) scheduled in virtual time, \(seen.foreignWakeups) wake-up(s) from "
     + "other threads during the scope. "
