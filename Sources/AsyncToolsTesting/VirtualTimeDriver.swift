@@ -75,8 +75,8 @@ struct DeadlockSnapshot: Sendable {
 /// idle work: idle waiters first, then a jump to the earliest deadline.
 final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   // @unchecked Sendable: all mutable state is inside `state` (a `Locked`, i.e. a Mutex); `wakeup` is a POSIX
-  // semaphore, itself thread-safe; `jobStarted` is read and written only on the driver thread (see
-  // `onDriverThread`); the remaining stored properties are immutable.
+  // semaphore, itself thread-safe; `jobStarted`, `batch`, `runningJob` and `selfHop` are read and written only on
+  // the driver thread (see `onDriverThread`); the remaining stored properties are immutable.
 
   struct State {
     /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`) with
@@ -113,6 +113,19 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   /// When the job running on the driver thread started (real time), or an earlier instant (not
   /// read again for a timer's wake-up job, which never sleeps). Driver thread only.
   var jobStarted = ContinuousClock.now
+  /// The jobs taken from `state.ready`, to run in order. Driver thread only.
+  var batch = Deque<UInt>()
+  /// The job running on the driver thread (0 between jobs). Driver thread only.
+  var runningJob: UInt = 0
+  /// The running task's hop, and when the job that made it started. Driver thread only.
+  ///
+  /// A task without the driver as its executor preference (`Task {}`, `Task.detached {}`) that
+  /// runs on the driver enqueues itself again at a hop (`swift_task_switch` sees a task executor
+  /// on the thread that the task does not prefer), typically between reading the clock and
+  /// sleeping in `Clock.sleep(for:)`. The hop runs next, ahead of the queue, as if the task had
+  /// continued inline — it made no suspension a program can observe — and the conversion of its
+  /// runtime sleep is bounded by the earlier job's start, so it stays exact.
+  var selfHop: (job: UInt, windowStart: ContinuousClock.Instant)?
 
   /// Bits a job's key carries in the ready queue.
   enum JobTag {
@@ -147,6 +160,10 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   func enqueue(_ job: UnownedJob, original: EnqueueOriginal) {
     let onOwnThread = asynctools_thread_marker_get() == marker
     let key = unsafeBitCast(job, to: UInt.self)
+    if onOwnThread && key == runningJob {
+      continueHop(key)
+      return
+    }
     let originalBits = unsafeBitCast(original, to: UInt.self)
     let (keep, wake) = state.withLock { state -> (Bool, Bool) in
       state.original = originalBits
@@ -173,6 +190,10 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     let unowned = UnownedJob(job)
     let key = unsafeBitCast(unowned, to: UInt.self)
     let foreign = !onDriverThread
+    if !foreign && key == runningJob {
+      continueHop(key)
+      return
+    }
     let (keep, wake) = state.withLock { state -> (Bool, Bool) in
       guard !state.finished else { return (false, false) }
       if foreign { state.foreignWakeups += 1 }
@@ -187,6 +208,12 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     } else if wake {
       sem_post(wakeup)
     }
+  }
+
+  /// Puts the running task's hop at the front of the batch (see `selfHop`). Driver thread only.
+  private func continueHop(_ job: UInt) {
+    selfHop = (job, jobStarted)
+    batch.prepend(job)
   }
 
   /// Schedules `job` (the wake-up of a runtime sleep) `delay` of virtual time from now.
@@ -208,30 +235,44 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   /// whose deadline is `measured` of real time from now; `measured` was computed from a real `now`
   /// reading.
   ///
-  /// `Clock.sleep(for:)` reads `now` and schedules the sleep within the same job, so the requested
-  /// duration is `measured` plus the real time between the reading and this call: a fraction of a
-  /// microsecond, never more than the time since the job started. The delay is the roundest
-  /// duration that fits: the first multiple of 1 s, 100 ms, … 1 µs at or above `measured` that is
-  /// less than a tenth of that unit (but at least 1 µs, and no more than the job's run time) above
-  /// it. So `Task.sleep(for: .seconds(3600))` is exactly one hour, and a duration that is a
-  /// multiple of 10 µs is exact unless the thread stalled (was preempted) for a tenth of its unit
-  /// or more between the task's clock reading and its sleep — 100 ms for whole seconds, 1 ms for
-  /// multiples of 10 ms; a longer stall can shift the sleep by up to the stall. Without a round
-  /// duration in reach, the sleep lasts until the latest deadline the reading allows.
+  /// `Clock.sleep(for:)` reads `now` and schedules the sleep within the same job (or, for a task
+  /// that hops first, in the job that continues it at once: see `selfHop`), so the requested
+  /// duration lies between `measured` (the reading was just now) and `measured` plus the time
+  /// since the job started (the reading was at its start). Without a stall the two differ by a
+  /// fraction of a microsecond. The delay is the roundest duration in reach: for 1 s, 100 ms, …
+  /// 1 µs in turn, a multiple of that unit less than a tenth of it (but at least 1 µs, and no
+  /// more than the job's run time) above the low end, or below the high end (the closer of the
+  /// two if both are). So
+  /// `Task.sleep(for: .seconds(3600))` is exactly one hour, and a multiple of 10 µs is exact even
+  /// when the thread stalled (was preempted) between the task's clock reading and its sleep: the
+  /// reading then lies just after the job's start (a stall after it) or just before the sleep (a
+  /// stall before it), and each end is tried. It can be off only when the requested duration is
+  /// itself within a stall of a rounder one (999 ms with a stall of 2 ms becomes 1 s). Without a
+  /// round duration in reach, the sleep lasts until the latest deadline the reading allows.
   func virtualDelay(measured: Duration) -> Duration {
     if measured <= .zero { return .zero }
     let ran = onDriverThread ? ContinuousClock.now - jobStarted : .microseconds(100)
     guard let low = nanoseconds(measured, roundingUp: true), let ranNanos = nanoseconds(ran, roundingUp: true) else {
       return measured
     }
+    let high = low + ranNanos
     var unit: Int64 = 1_000_000_000
     while unit >= 1_000 {
-      let candidate = (low + unit - 1) / unit * unit
-      if candidate - low < min(ranNanos + 1, max(unit / 10, 1_000)) { return .nanoseconds(candidate) }
-      unit /= 10
+      let tolerance = min(ranNanos + 1, max(unit / 10, 1_000))
+      let above = (low + unit - 1) / unit * unit
+      let below = high / unit * unit
+      let fromLow = above - low < tolerance ? above - low : nil
+      let fromHigh = below >= low && high - below < tolerance ? high - below : nil
+      // Both in reach (only after a stall): the reading sits at one end, so the closer one wins.
+      switch (fromLow, fromHigh) {
+      case (let l?, let h?): return .nanoseconds(l <= h ? above : below)
+      case (_?, nil): return .nanoseconds(above)
+      case (nil, _?): return .nanoseconds(below)
+      case (nil, nil): unit /= 10
+      }
     }
     // Never early: the latest the reading can have been is when the job started.
-    return .nanoseconds(low + ranNanos)
+    return .nanoseconds(high)
   }
 
   /// `duration` in whole nanoseconds, or nil if negative or beyond about 290 years.
@@ -284,15 +325,23 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     defer { asynctools_thread_marker_set(nil) }
     var deadlock: DeadlockSnapshot?
     // Jobs are taken from the shared queue a whole batch per lock, then run in order; jobs they
-    // enqueue join the shared queue and form the next batch, so the order is first in, first out.
-    var batch = Deque<UInt>()
+    // enqueue join the shared queue and form the next batch, so the order is first in, first out
+    // (a running task's own hop aside, which continues it at once: see `selfHop`).
     loop: while true {
-      if batch.isEmpty { takeReadyJobs(into: &batch) }
+      if batch.isEmpty { takeReadyJobs() }
       if let tagged = batch.popFirst() {
-        if tagged & JobTag.timer == 0 { jobStarted = .now }
+        let job = tagged & ~JobTag.all
+        if let hop = selfHop, hop.job == job {
+          jobStarted = hop.windowStart
+          selfHop = nil
+        } else if tagged & JobTag.timer == 0 {
+          jobStarted = .now
+        }
+        runningJob = job
         // On this executor as a task executor: tasks that prefer it stay, and runtime sleeps and
         // yields of the job reach `enqueue(_:at:…)` / `enqueue(_:)`.
-        unsafeBitCast(tagged & ~JobTag.all, to: UnownedJob.self).runSynchronously(on: taskExecutor)
+        unsafeBitCast(job, to: UnownedJob.self).runSynchronously(on: taskExecutor)
+        runningJob = 0
         continue
       }
       if state.withLock({ $0.bodyDone }) { break }
@@ -327,7 +376,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
 
   /// Moves every ready job into `batch` (which is empty) and records those that came through the
   /// hook as this scope's.
-  private func takeReadyJobs(into batch: inout Deque<UInt>) {
+  private func takeReadyJobs() {
     state.withLock { state in
       guard !state.ready.isEmpty else { return }
       for key in state.ready where key & JobTag.fromHook != 0 { state.ours.insert(key & ~JobTag.all) }
