@@ -241,8 +241,8 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   /// since the job started (the reading was at its start). Without a stall the two differ by a
   /// fraction of a microsecond. The delay is the roundest duration in reach: for 1 s, 100 ms, …
   /// 1 µs in turn, a multiple of that unit less than a tenth of it (but at least 1 µs, and no
-  /// more than the job's run time) above the low end, or below the high end (the closer of the
-  /// two if both are). So
+  /// more than the job's run time or 500 µs) above the low end, or below the high end (if both
+  /// ends have one, the one closer to its end relative to its unit). So
   /// `Task.sleep(for: .seconds(3600))` is exactly one hour, and a multiple of 10 µs is exact even
   /// when the thread stalled (was preempted) between the task's clock reading and its sleep: the
   /// reading then lies just after the job's start (a stall after it) or just before the sleep (a
@@ -256,20 +256,38 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
       return measured
     }
     let high = low + ranNanos
-    var unit: Int64 = 1_000_000_000
-    while unit >= 1_000 {
-      let tolerance = min(ranNanos + 1, max(unit / 10, 1_000))
-      let above = (low + unit - 1) / unit * unit
-      let below = high / unit * unit
-      let fromLow = above - low < tolerance ? above - low : nil
-      let fromHigh = below >= low && high - below < tolerance ? high - below : nil
-      // Both in reach (only after a stall): the reading sits at one end, so the closer one wins.
-      switch (fromLow, fromHigh) {
-      case (let l?, let h?): return .nanoseconds(l <= h ? above : below)
-      case (_?, nil): return .nanoseconds(above)
-      case (nil, _?): return .nanoseconds(below)
-      case (nil, nil): unit /= 10
+    // The roundest duration in reach of each end, searched coarsest unit first.
+    func roundest(fromLow: Bool) -> (value: Int64, distance: Int64, unit: Int64)? {
+      var unit: Int64 = 1_000_000_000
+      while unit >= 1_000 {
+        // The reading is within the job's own work of its end: a fraction of a microsecond, tens
+        // of microseconds under a sanitizer; never a stall's length (a stall is not work).
+        let tolerance = min(ranNanos + 1, max(unit / 10, 1_000), 500_000)
+        if fromLow {
+          let above = (low + unit - 1) / unit * unit
+          if above - low < tolerance { return (above, above - low, unit) }
+        } else {
+          let below = high / unit * unit
+          if below >= low && high - below < tolerance { return (below, high - below, unit) }
+        }
+        unit /= 10
       }
+      return nil
+    }
+    // Without a stall (the job ran for less than the work tolerance) the ends are a fraction of a
+    // microsecond apart: the low end alone decides, as it always did.
+    let stalled = ranNanos > 500_000
+    switch (roundest(fromLow: true), stalled ? roundest(fromLow: false) : nil) {
+    case (let fromLow?, let fromHigh?):
+      // Both ends in reach (they differ only after a stall): the reading sits at one of them, and
+      // a candidate that only a stall's length reaches is a coincidence, close to its end only
+      // relative to a coarse unit. The smaller distance relative to its unit wins.
+      let lowWins = fromLow.distance * fromHigh.unit <= fromHigh.distance * fromLow.unit
+      return .nanoseconds(lowWins ? fromLow.value : fromHigh.value)
+    case (let only?, nil), (nil, let only?):
+      return .nanoseconds(only.value)
+    case (nil, nil):
+      break
     }
     // Never early: the latest the reading can have been is when the job started.
     return .nanoseconds(high)
