@@ -83,7 +83,9 @@ public final class VirtualClock: Clock, Sendable {
 
   /// Suspends for `duration` of virtual time.
   ///
-  /// The same as `sleep(until: now.advanced(by: duration))`, read and registered in one step.
+  /// The same as `sleep(until: now.advanced(by: duration))`, read and registered in one step. Like
+  /// ``sleep(until:tolerance:)`` it runs on the caller's executor (`nonisolated(nonsending)`), so
+  /// a sleep makes no executor switch of its own on the way in.
   /// `tolerance` is ignored: a virtual sleeper wakes exactly at its deadline.
   ///
   /// - Throws: `CancellationError` if the task is cancelled before or while sleeping.
