@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "AsyncToolsTesting", targets: ["AsyncToolsTesting"]),
     .library(name: "AsyncToolsProcess", targets: ["AsyncToolsProcess"]),
     .library(name: "AsyncToolsServer", targets: ["AsyncToolsServer"]),
+    .library(name: "AsyncToolsServerCommandLine", targets: ["AsyncToolsServerCommandLine"]),
     .executable(name: "echo-server", targets: ["EchoServer"]),
     .executable(name: "context-group", targets: ["ContextGroupExample"]),
   ],
@@ -71,9 +72,17 @@ let package = Package(
       dependencies: [
         "AsyncTools", "AsyncToolsProcess", "CAsyncToolsShims",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ],
+      swiftSettings: strict
+    ),
+    // The standard server flags as a swift-argument-parser option group (`ServerOptions`): a product of its own,
+    // so that users of AsyncToolsServer who parse their command line otherwise never link ArgumentParser.
+    .target(
+      name: "AsyncToolsServerCommandLine",
+      dependencies: ["AsyncToolsServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
       swiftSettings: strict
     ),
 
@@ -81,7 +90,7 @@ let package = Package(
     .executableTarget(
       name: "EchoServer",
       dependencies: [
-        "AsyncTools", "AsyncToolsServer",
+        "AsyncTools", "AsyncToolsServer", "AsyncToolsServerCommandLine",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -100,7 +109,10 @@ let package = Package(
     // call, so fork-by-re-exec can be tested with real processes (a test runner's `main` is not ours).
     .executableTarget(
       name: "AsyncToolsTestChild",
-      dependencies: ["AsyncTools", "AsyncToolsProcess", "AsyncToolsServer"],
+      dependencies: [
+        "AsyncTools", "AsyncToolsProcess", "AsyncToolsServer",
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
+      ],
       path: "Tests/TestChild",
       swiftSettings: strict
     ),
@@ -144,8 +156,10 @@ let package = Package(
       name: "AsyncToolsServerTests",
       dependencies: [
         "AsyncToolsServer", "AsyncToolsTestChild", "AsyncToolsTesting", "AsyncToolsTestSupport", "CAsyncToolsShims",
-        "EchoServer",
+        "EchoServer", "AsyncToolsServerCommandLine",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ],

@@ -22,6 +22,8 @@ let package = Package(
     .executable(name: "echo-load", targets: ["EchoLoad"]),
     .executable(name: "plain-nio-echo", targets: ["PlainNIOEcho"]),
     .executable(name: "run-workload", targets: ["RunWorkload"]),
+    // The CPU time per operation of the metrics-overhead paths (`overhead` script).
+    .executable(name: "core-path-costs", targets: ["CorePathCosts"]),
   ],
   dependencies: [
     .package(name: "AsyncTools", path: ".."),
@@ -70,6 +72,14 @@ let package = Package(
     // One workload in this process, without package-benchmark around it: for profilers.
     .executableTarget(
       name: "RunWorkload", dependencies: ["AsyncToolsBenchmarks"], swiftSettings: [.treatAllWarnings(as: .error)]),
+    .executableTarget(
+      name: "CorePathCosts",
+      dependencies: [
+        .product(name: "AsyncTools", package: "AsyncTools"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+      ],
+      swiftSettings: [.treatAllWarnings(as: .error)]
+    ),
     .target(name: "CEpoll"),
     .executableTarget(name: "EchoLoad", dependencies: ["CEpoll"], swiftSettings: [.treatAllWarnings(as: .error)]),
     .executableTarget(

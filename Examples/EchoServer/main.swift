@@ -1,14 +1,15 @@
 // The echo server of aiotools' README, on AsyncToolsServer and SwiftNIO:
 //
 //     swift run echo-server                      # 2 worker processes on 127.0.0.1:8888
-//     swift run echo-server --workers 4 --threads --port 9000
+//     swift run echo-server --workers 4 --mode threads --port 9000
 //
 // The main process binds one listening socket and shares it with every worker; each worker accepts
 // from it and serves its connections on its own NIO event loop. The echo path is plain NIO (a
 // ChannelInboundHandler): nothing of AsyncTools sits between a connection and the handler.
 // Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP replaces the workers one at a time without
-// refusing a connection. `echo-server --help` lists the flags, signals, exit statuses and the
-// worker-failure policy (EchoServerCommand.swift).
+// refusing a connection; SIGUSR2 hands the server over to a new main process started from the
+// (rebuilt) executable, without closing the port. `echo-server --help` lists the flags, signals,
+// exit statuses and the worker-failure policy (EchoServerCommand.swift).
 import ArgumentParser
 import AsyncTools
 import AsyncToolsServer
@@ -86,10 +87,8 @@ do {
 
 do {
   let result = try await startServer(configuration: configuration, worker: echoWorker) { server in
-    let mode = options.threads ? "threads" : "processes"
-    print(
-      "echo-server listening on \(ServerConfiguration.ListenAddress(host: options.host, port: server.listeningPort ?? 0))"
-        + " with \(options.workers) worker \(mode)")
+    let address = ServerConfiguration.ListenAddress(host: options.server.host, port: server.listeningPort ?? 0)
+    print("echo-server listening on \(address) with \(configuration.numWorkers) worker \(configuration.mode)")
     fflush(nil)  // the tests (and scripts) read this line through a pipe
     return try await server.runWorkers()
   }

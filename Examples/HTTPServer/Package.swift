@@ -19,6 +19,9 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    // `/metrics` in the Prometheus text format: the swift-metrics backend the workers bootstrap.
+    .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
   ],
   targets: [
     .executableTarget(
@@ -26,11 +29,14 @@ let package = Package(
       dependencies: [
         .product(name: "AsyncTools", package: "AsyncTools"),
         .product(name: "AsyncToolsServer", package: "AsyncTools"),
+        .product(name: "AsyncToolsServerCommandLine", package: "AsyncTools"),
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "Metrics", package: "swift-metrics"),
       ],
       swiftSettings: [.treatAllWarnings(as: .error)]
     )

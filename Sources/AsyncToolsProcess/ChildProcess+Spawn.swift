@@ -120,7 +120,7 @@ extension ChildProcess {
   }
 
   /// This process's environment as "NAME=value" strings.
-  static func currentEnvironment() -> [String] {
+  package static func currentEnvironment() -> [String] {
     var strings: [String] = []
     var pointer = environ
     while let entry = pointer.pointee {

@@ -106,8 +106,9 @@ public final class ChildProcess: Sendable, CustomStringConvertible {
     }
   }
 
-  /// Waits for the exit ignoring cancellation: for internal clean-up of a child we just killed.
-  func waitUncancellable() async -> Result<ExitStatus, ProcessError> {
+  /// Waits for the exit ignoring cancellation: for clean-up of a child we just killed, and for a
+  /// supervisor that must reap and report every child whatever happens to its task.
+  package func waitUncancellable() async -> Result<ExitStatus, ProcessError> {
     await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<ExitStatus, ProcessError>, Never>) in
       let outcome = state.withLock { state -> Result<ExitStatus, ProcessError>? in
         if let outcome = state.outcome { return outcome }

@@ -71,9 +71,23 @@ package struct ReexecutedChild: Sendable {
     write(ReexecutionEnvironment.unknownEntryByte)
   }
 
+  /// Writes `byte` to the parent. A parent that is gone (its end closed) must not kill this child
+  /// with SIGPIPE — a new main process of a server upgrade outlives its parent — so SIGPIPE is
+  /// blocked in this thread for the write, and one it raised is taken before unblocking.
   private func write(_ byte: UInt8) {
     var byte = byte
-    while Glibc.write(readyFD, &byte, 1) < 0 && errno == EINTR {}
+    var pipeSignal = sigset_t()
+    sigemptyset(&pipeSignal)
+    sigaddset(&pipeSignal, SIGPIPE)
+    var previous = sigset_t()
+    pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+    var result: Int
+    repeat { result = Glibc.write(readyFD, &byte, 1) } while result < 0 && errno == EINTR
+    if result < 0 && errno == EPIPE && sigismember(&previous, SIGPIPE) == 0 {
+      var zero = timespec()
+      _ = sigtimedwait(&pipeSignal, nil, &zero)
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, nil)
     close(readyFD)
   }
 

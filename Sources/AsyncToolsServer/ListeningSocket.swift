@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -53,6 +55,7 @@ final class ListeningSocket: Sendable {
     self.fd = fd
     self.port = Self.localPort(fd) ?? address.port
     self.adopted = false  // prod
+    self.sharedWithPreviousMain = Atomic(false)
   }
 
   /// Adopts a socket that is already listening (socket activation); it becomes close-on-exec.
@@ -62,7 +65,26 @@ final class ListeningSocket: Sendable {
     self.fd = fd
     self.port = Self.localPort(fd) ?? 0
     self.adopted = true
+    self.sharedWithPreviousMain = Atomic(false)
   }
+
+  /// Takes the socket the previous main process passed in a binary upgrade (MainProcessUpgrade.swift):
+  /// `adopted` as it was there. It stays the previous main process's too until ``takeOver()``.
+  init(upgradeInherited fd: CInt, adopted: Bool) {
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    self.fd = fd
+    self.port = Self.localPort(fd) ?? 0
+    self.adopted = adopted
+    self.sharedWithPreviousMain = Atomic(true)
+  }
+
+  /// Whether the previous main process of a binary upgrade still serves on this socket: until this
+  /// process takes over, stopping must not stop the socket under it (a new main process that fails
+  /// must leave the old one serving).
+  private let sharedWithPreviousMain: Atomic<Bool>
+
+  /// This process took over from the previous main process: stopping stops the socket again.
+  func takeOver() { sharedWithPreviousMain.store(false, ordering: .releasing) }
 
   /// Whether the socket was passed in (systemd, an inherited descriptor) rather than bound here.
   /// Such a socket is shared with whoever passed it — systemd keeps listening on it to start the
@@ -82,6 +104,8 @@ final class ListeningSocket: Sendable {
   /// connections arriving during the stop wait in its queue for that instance instead. (prod)
   func stopListening() {
     guard !adopted else { return }  // prod: socket activation
+    // prod: a new main process that has not taken over stops only its own workers.
+    guard !sharedWithPreviousMain.load(ordering: .acquiring) else { return }
     _ = shutdown(fd, CInt(SHUT_RDWR))
   }
 

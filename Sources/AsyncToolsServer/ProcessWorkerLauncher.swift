@@ -86,7 +86,8 @@ final class ProcessWorkerLauncher: WorkerLauncher {
       // Readiness first (it ends at the latest with the exit), so `.ready` precedes `.exited`.
       if (try? await readiness.wait(timeout: nil)) == .ready { events.yield(.ready(slot: slot)) }
       let outcome: WorkerOutcome
-      switch await Self.waitForExit(child) {
+      // Through cancellation: a worker must be reaped and reported (status unknown: reaped elsewhere).
+      switch (try? await child.waitUncancellable().get()) ?? .exited(255) {
       case .exited(WorkerProcessRuntime.ExitStatus.clean):
         outcome = .clean
       case .exited(WorkerProcessRuntime.ExitStatus.startupFailed):
@@ -126,19 +127,6 @@ final class ProcessWorkerLauncher: WorkerLauncher {
       executable: executable, argv: [WorkerProcessRuntime.title(program: program, index: index)] + commandLine,
       target: .role(WorkerProcessRuntime.role), arguments: launch.encoded, environment: nil,
       fileDescriptors: socket.map { [listenFD: $0.fd] } ?? [:], options: options)
-  }
-
-  /// The exit status; waits through cancellation, because a worker must be reaped and reported.
-  private static func waitForExit(_ child: ChildProcess) async -> ChildProcess.ExitStatus {
-    while true {
-      do {
-        return try await child.wait()
-      } catch is CancellationError {
-        continue
-      } catch {
-        return .exited(255)  // reaped elsewhere: status unknown
-      }
-    }
   }
 
   func finish() async {

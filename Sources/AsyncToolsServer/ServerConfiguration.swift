@@ -93,6 +93,26 @@ public struct ServerConfiguration: Sendable {
   /// must not be a stop signal. Default `.sighup` (workers lead their own process groups, so a
   /// terminal's hang-up reaches only the main process).
   public var restartSignal: UnixSignal? = .sighup
+  /// The signal that upgrades the main process itself, the nginx/unicorn way (beyond aiotools): the
+  /// main process starts a new main process from the executable at the path it was started from
+  /// (so a rebuilt binary takes over), hands it the listening socket and, under systemd, the notify
+  /// socket; the new one starts its workers and, once all of them are ready, takes over (under
+  /// systemd it reports `MAINPID=`). The old main process then stops its own workers with the
+  /// default stop signal (they finish their connections; the listening socket stays open for the
+  /// new workers, so no connection is refused) and `startServer` returns
+  /// ``ServerExit/upgraded(newMainProcess:)`` (exit status 0).
+  ///
+  /// If the new main process fails — it cannot be started, exits before it is ready, or is not
+  /// ready within ``upgradeTimeout`` (then it is killed) — the old one logs why and keeps serving.
+  /// The signal arriving during an upgrade or a rolling restart is logged and ignored (send it
+  /// again when that is done), and so is the restart signal during an upgrade. A stop signal
+  /// during an upgrade stops the new main process too. `nil` disables upgrades; must be neither a
+  /// stop signal nor the restart signal. Default `.sigusr2`.
+  public var upgradeSignal: UnixSignal? = .sigusr2
+  /// How long a new main process started by ``upgradeSignal`` may take until every one of its
+  /// workers is ready; after it, the new main process is killed and the old one keeps serving.
+  /// Default 60 seconds.
+  public var upgradeTimeout: Duration = .seconds(60)
   /// Phase one of the shutdown (aiotools #33): how long workers may take after receiving the stop
   /// signal before they are cancelled (threads: their task is cancelled; processes: they receive
   /// the stop signal a second time, which cancels the worker body). This is the time requests in
@@ -125,8 +145,15 @@ public struct ServerConfiguration: Sendable {
   /// system. Set it to `false` when embedding the server in a process that handles its own signals
   /// (or in tests): the server then stops only through ``ServerMain/signal(_:)``. Default `true`.
   public var trapsSignals: Bool = true
-  /// Where the server logs worker starts, failures, stops and kills.
+  /// Where the server logs worker starts, failures, stops and kills. Pass your own to keep its
+  /// metadata and handler; the library logs its lines in the workers to it too.
   public var logger: Logger = Logger(label: "AsyncToolsServer")
+  /// Opt-in swift-metrics instrumentation of the main process's supervisor, dimension `server` set to
+  /// `MetricsConfiguration.name`: worker starts, exits by cause, restarts by reason, launch
+  /// failures and the stop's duration (the names are in the Observability article of AsyncTools and
+  /// in <doc:RunningServers>). Recorded in the main process only (in process mode the workers are
+  /// other processes, with their own metrics). `nil` (default): nothing is created or recorded.
+  public var metrics: MetricsConfiguration? = nil
 
   /// Creates a configuration with every default; set the fields that differ.
   public init() {}
@@ -153,6 +180,15 @@ public struct ServerConfiguration: Sendable {
     if let restartSignal, stopSignals.contains(restartSignal) {
       throw .invalidArgument("restartSignal \(restartSignal) must not also be a stop signal")
     }
+    if let upgradeSignal {
+      if stopSignals.contains(upgradeSignal) {
+        throw .invalidArgument("upgradeSignal \(upgradeSignal) must not also be a stop signal")
+      }
+      if upgradeSignal == restartSignal {
+        throw .invalidArgument("upgradeSignal \(upgradeSignal) must not also be the restart signal")
+      }
+    }
+    try upgradeTimeout.requireTimeout("upgradeTimeout")
     if let gracefulShutdownTimeout { try gracefulShutdownTimeout.requireTimeout("gracefulShutdownTimeout") }
     if let waitTimeout { try waitTimeout.requireTimeout("waitTimeout") }
     if case .restart(let maxRestarts, let window) = onWorkerFailure {

@@ -49,12 +49,16 @@ public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
   /// A worker failed and the policy stopped the server (or, with ``ServerConfiguration/WorkerFailurePolicy/ignore``,
   /// every worker has ended and this was the last failure). Exit status 1.
   case workerFailed(WorkerFailure)
+  /// A binary upgrade (``ServerConfiguration/upgradeSignal``) handed the server over to a new main
+  /// process, `newMainProcess`, which serves on; this main process stopped its own workers (a
+  /// worker that had to be killed, or failed while stopping, is logged). Exit status 0.
+  case upgraded(newMainProcess: Int32)
 
-  /// The exit status that says what happened: 0 stopped or completed, 1 a worker failed,
+  /// The exit status that says what happened: 0 stopped, completed or upgraded, 1 a worker failed,
   /// 2 stopped but a worker had to be killed.
   public var exitCode: Int32 {
     switch self {
-    case .stopped, .completed: 0
+    case .stopped, .completed, .upgraded: 0
     case .workerFailed: 1
     case .forceStopped: 2
     }
@@ -66,6 +70,7 @@ public enum ServerExit: Sendable, Hashable, CustomStringConvertible {
     case .forceStopped(let signal): "stopped by \(signal), killing workers that did not stop in time"
     case .completed: "all workers completed"
     case .workerFailed(let failure): "stopped because \(failure)"
+    case .upgraded(let pid): "handed over to the new main process \(pid)"
     }
   }
 }

@@ -54,8 +54,9 @@ public struct ServerMain: Sendable {
   }
 
   /// Acts as if the main process received `signal`: a stop signal stops the server (a second one
-  /// forces it), the restart signal starts a rolling restart; other signals are ignored. Callable from any task, before or while the workers
-  /// run; the only way to stop a server whose ``ServerConfiguration/trapsSignals`` is `false`.
+  /// forces it), the restart signal starts a rolling restart, the upgrade signal a binary upgrade;
+  /// other signals are ignored. Callable from any task, before or while the workers run; the only
+  /// way to stop a server whose ``ServerConfiguration/trapsSignals`` is `false`.
   public func signal(_ signal: UnixSignal) {
     continuation.yield(.signal(signal))
   }

@@ -17,6 +17,8 @@ struct ServerState {
     var processCount: Int
     var stopSignals: [UnixSignal]
     var restartSignal: UnixSignal?
+    var upgradeSignal: UnixSignal?
+    var upgradeTimeout: Duration
     var defaultStopSignal: UnixSignal
     var gracefulShutdownTimeout: Duration?
     var waitTimeout: Duration?
@@ -26,6 +28,8 @@ struct ServerState {
       self.processCount = processCount
       stopSignals = configuration.stopSignals
       restartSignal = configuration.restartSignal
+      upgradeSignal = configuration.upgradeSignal
+      upgradeTimeout = configuration.upgradeTimeout
       defaultStopSignal = configuration.defaultStopSignal
       gracefulShutdownTimeout = configuration.gracefulShutdownTimeout
       waitTimeout = configuration.waitTimeout
@@ -54,6 +58,14 @@ struct ServerState {
     case lifecycle(ServerLifecycleEvent)
     /// Every worker has ended: the server ends with this.
     case finish(ServerExit)
+    /// Start the new main process of a binary upgrade; report `.upgradeLaunched` or
+    /// `.upgradeLaunchFailed` back at once, then `.upgradeReady` or `.upgradeEnded`.
+    case startUpgrade
+    /// Deliver a stop signal to the new main process (the server stops during the upgrade).
+    case stopUpgrade(UnixSignal)
+    /// SIGKILL the new main process (not ready in time, or a forced stop); its workers follow
+    /// (their parent-death signal).
+    case killUpgrade
   }
 
   private enum SlotState { case pending, starting, ready, exited }
@@ -73,7 +85,7 @@ struct ServerState {
     var retiring: Int?
   }
 
-  private enum Phase {
+  enum Phase {
     case running
     /// Stopping because of `signal`; `failure` when a worker failure (not an operator) caused it.
     case stopping(signal: UnixSignal, failure: WorkerFailure?)
@@ -82,18 +94,24 @@ struct ServerState {
 
   let settings: Settings
   private var slots: [Slot]
-  private var phase = Phase.running
-  private var forced = false
+  var phase = Phase.running
+  var forced = false
   /// The last failure the `.ignore` policy let pass: the exit when every worker has ended.
   private var ignoredFailure: WorkerFailure?
   /// The first failure while the server was already stopping (a tear-down that threw).
   private var shutdownFailure: WorkerFailure?
   private var window: RestartWindow?
   private var rolling: Rolling?
+  /// Whether a rolling restart is in progress.
+  var isRestarting: Bool { rolling != nil }
   /// A restart signal arrived during a rolling restart: another one follows it.
   private var restartQueued = false
+  /// The binary upgrade in progress (ServerState+Upgrade.swift).
+  var upgrade: Upgrade?
+  /// The new main process the server was handed over to: the server is stopping its workers.
+  var handedOverTo: Int32?
   /// The actions of the transition being computed.
-  private var actions: [Action] = []
+  var actions: [Action] = []
 
   init(_ settings: Settings) {
     self.settings = settings
@@ -121,6 +139,10 @@ struct ServerState {
     case .ready(let slot): ready(slot)
     case .exited(let slot, let outcome): exited(slot, outcome, now: now)
     case .timerFired(let timer): fired(timer)
+    case .upgradeLaunched(let pid): upgradeLaunched(pid)
+    case .upgradeLaunchFailed(let message): upgradeLaunchFailed(message)
+    case .upgradeReady: upgradeReady()
+    case .upgradeEnded(let status): upgradeEnded(status)
     }
     finishIfAllEnded()
     return actions
@@ -166,6 +188,8 @@ struct ServerState {
   private mutating func received(_ signal: UnixSignal) {
     if signal == settings.restartSignal {
       restartRequested(signal)
+    } else if signal == settings.upgradeSignal {
+      upgradeRequested(signal)
     } else if settings.stopSignals.contains(signal) {
       switch phase {
       case .running: beginStop(signal, failure: nil)
@@ -175,14 +199,17 @@ struct ServerState {
     }
   }
 
-  private mutating func beginStop(_ signal: UnixSignal, failure: WorkerFailure?) {
+  /// Stops every worker with `signal`. A hand-over (the new main process of an upgrade took over)
+  /// leaves the listening socket alone, which the new main process's workers accept on.
+  mutating func beginStop(_ signal: UnixSignal, failure: WorkerFailure?, handover: Bool = false) {
     phase = .stopping(signal: signal, failure: failure)
-    actions.append(.lifecycle(.stopBegan(signal)))  // prod: observer
+    if !handover { actions.append(.lifecycle(.stopBegan(signal))) }  // prod: observer
     if rolling != nil || restartQueued { actions.append(.log(.notice, "rolling restart abandoned: the server stops")) }
     rolling = nil
     restartQueued = false
+    stopUpgradeWithServer(signal)
     for slot in slots.indices where slots[slot].state == .pending { slots[slot].state = .exited }
-    actions.append(.stopListening)
+    if !handover { actions.append(.stopListening) }
     actions.append(.log(.info, "stopping \(live.count) worker(s) with \(signal)"))
     for slot in live where !slots[slot].retiring { actions.append(.stop(slot: slot, signal)) }
     if let timeout = settings.gracefulShutdownTimeout { actions.append(.startTimer(.gracefulShutdown, after: timeout)) }
@@ -190,6 +217,7 @@ struct ServerState {
   }
 
   private mutating func kill(reason: String) {
+    killUpgradeWithServer(reason: reason)
     let victims = live.filter { !slots[$0].killed }
     for slot in victims {
       actions.append(.log(.warning, "killing worker \(slots[slot].index): \(reason)"))
@@ -208,6 +236,8 @@ struct ServerState {
 
   private mutating func restartRequested(_ signal: UnixSignal) {
     switch phase {
+    case .running where upgrade != nil:
+      actions.append(.log(.notice, "ignoring \(signal): a binary upgrade is in progress"))
     case .running where rolling != nil:
       if restartQueued {
         actions.append(.log(.notice, "\(signal) during a rolling restart: a restart is already queued"))
@@ -329,6 +359,8 @@ struct ServerState {
 
   private mutating func fired(_ timer: ServerTimer) {
     switch timer {
+    case .upgradeTimeout(let pid):
+      upgradeTimedOut(pid)
     case .gracefulShutdown:
       for slot in live {
         actions.append(
@@ -361,7 +393,8 @@ struct ServerState {
   // MARK: - The end
 
   private mutating func finishIfAllEnded() {
-    guard live.isEmpty, !slots.contains(where: { $0.state == .pending }) else { return }
+    // The new main process of an upgrade is awaited too: it must not outlive a stopping server.
+    guard live.isEmpty, !slots.contains(where: { $0.state == .pending }), upgrade == nil else { return }
     let exit: ServerExit
     switch phase {
     case .running:
@@ -369,7 +402,9 @@ struct ServerState {
       actions.append(.log(.info, "all workers have ended"))
       exit = ignoredFailure.map { .workerFailed($0) } ?? .completed
     case .stopping(let signal, let failure):
-      if let failure = failure ?? shutdownFailure {
+      if let pid = handedOverTo {
+        exit = .upgraded(newMainProcess: pid)
+      } else if let failure = failure ?? shutdownFailure {
         exit = .workerFailed(failure)
       } else {
         exit = forced ? .forceStopped(signal) : .stopped(signal)
@@ -396,4 +431,6 @@ enum ServerTimer: Sendable, Hashable {
   case retiringWait(slot: Int)
   /// A short grace after a kill: the killed workers that have not ended are abandoned.
   case killGrace
+  /// ``ServerConfiguration/upgradeTimeout`` after the new main process `pid` was started.
+  case upgradeTimeout(pid: Int32)
 }

@@ -22,9 +22,12 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
   let stopListening: @Sendable () -> Void
   /// Told of readiness, rolling restarts and the stop (prod: systemd notification).
   var observer: (any ServerLifecycleObserver)? = nil
+  /// Starts and signals the new main process of a binary upgrade; `nil`: upgrades are disabled.
+  var upgrader: MainProcessUpgrader? = nil
 
   func run() async -> ServerExit {
     var state = ServerState(ServerState.Settings(configuration, processCount: processCount))
+    var metrics = configuration.metrics.map(ServerMetrics.init)  // obs: nil unless configured
     var handles: [Int: any WorkerHandle] = [:]
     let start = clock.now
     return await withTaskGroup(of: Void.self) { timers in
@@ -35,7 +38,10 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
       while exit == nil {
         if own.isEmpty, let next = await stream.next() { own.append(next) }
         guard !own.isEmpty else { break }
-        let actions = state.handle(own.removeFirst(), now: start.duration(to: clock.now))
+        let event = own.removeFirst()
+        let now = start.duration(to: clock.now)
+        let actions = state.handle(event, now: now)
+        metrics?.observe(event, actions, now: now)
         for action in actions {
           if case .finish(let value) = action { exit = value }
           if let reported = await perform(action, handles: &handles, timers: &timers) { own.append(reported) }
@@ -71,6 +77,15 @@ struct ServerSupervisor<C: Clock<Duration>>: Sendable {
     case .log(let level, let message): configuration.logger.log(level: level, "\(message)")
     case .lifecycle(let event): observer?.serverLifecycle(event)  // prod: observer
     case .finish: break
+    case .startUpgrade:
+      guard let upgrader else { return .upgradeLaunchFailed(message: "binary upgrades are disabled") }
+      do {
+        return .upgradeLaunched(pid: try await upgrader.start(events: continuation))
+      } catch {
+        return .upgradeLaunchFailed(message: "\(error)")
+      }
+    case .stopUpgrade(let signal): upgrader?.send(signal.rawValue)
+    case .killUpgrade: upgrader?.kill()
     }
     return nil
   }

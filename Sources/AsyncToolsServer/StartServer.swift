@@ -40,7 +40,13 @@ import UnixSignals
 ///   (``ServerConfiguration/onWorkerFailure``);
 /// - when every worker has ended, the server stops by itself;
 /// - ``ServerConfiguration/restartSignal`` (SIGHUP) replaces the workers one at a time (one
-///   arriving during a restart is queued).
+///   arriving during a restart is queued);
+/// - ``ServerConfiguration/upgradeSignal`` (SIGUSR2) starts a new main process from the executable
+///   at the path the server was started from, which inherits the listening socket; once its
+///   workers are ready it takes over, the workers here stop and this call returns
+///   ``ServerExit/upgraded(newMainProcess:)``; if it fails, this server serves on. In the new main
+///   process this same call (it re-runs `main` up to here) serves on the inherited socket instead
+///   of binding ``ServerConfiguration/listen``.
 ///
 /// Cancelling the task that called `startServer` stops the server as the default stop signal would.
 ///
@@ -69,19 +75,35 @@ public func startServer<C: Clock<Duration>>(
     }
     await runtime.run(configuration: configuration, body: bodies.body(runtime.processIndex))
   }
-  let socket = try configuration.listen.map { address throws(ServerError) in try ListeningSocket.open(address) }  // prod
+  // prod: the new main process of a binary upgrade serves on the socket the old one passed it.
+  let successor = MainProcessUpgrader.Successor.claim()
+  let socket =
+    if let inherited = successor?.listeningSocket() {
+      inherited
+    } else {
+      try configuration.listen.map { address throws(ServerError) in try ListeningSocket.open(address) }  // prod
+    }
   let (events, continuation) = AsyncStream.makeStream(of: SupervisorEvent.self)
   // Trapped before anything starts, so no stop signal can kill the main process with its default
   // action while workers are being spawned (aiotools blocks the signals for the same reason).
+  let trapped = configuration.stopSignals + [configuration.restartSignal, configuration.upgradeSignal].compactMap { $0 }
   let signalForwarder: Task<Void, Never>? =
     if configuration.trapsSignals {
-      await forwardSignals(configuration.stopSignals + (configuration.restartSignal.map { [$0] } ?? []), to: continuation)
+      await forwardSignals(trapped, to: continuation)
     } else {
       nil
     }
+  // prod: a signal sent to the new main process of an upgrade before it trapped them was held.
+  for signal in successor?.heldSignals(among: trapped) ?? [] { continuation.yield(.signal(signal)) }
 
   // prod: sd_notify when NOTIFY_SOCKET is set (readiness, reloads, stop, watchdog); `nil` otherwise.
   let systemd = SystemdNotifier.fromEnvironment(clock: clock, logger: configuration.logger)
+  // prod: binary upgrades (the old side), and the new side's readiness report (after systemd's).
+  let upgrader = configuration.upgradeSignal.map { _ in
+    MainProcessUpgrader(
+      configuration: configuration, socket: socket, successorEnvironment: systemd?.successorEnvironment ?? [:])
+  }
+  let observers = LifecycleObservers([systemd, successor?.readinessReporter(socket: socket)].compactMap { $0 })
   let server = ServerMain(
     configuration: configuration, listeningPort: socket?.port, continuation: continuation
   ) { arguments in
@@ -97,7 +119,7 @@ public func startServer<C: Clock<Duration>>(
     let supervisor = ServerSupervisor(
       configuration: configuration, processCount: numWorkers + extraProcesses.count, launcher: launcher, clock: clock,
       events: events, continuation: continuation, stopListening: { socket?.stopListening() },
-      observer: systemd)  // prod: observer
+      observer: observers, upgrader: upgrader)  // prod: observer, binary upgrades
     // The loop runs in its own task so that cancelling the caller becomes a stop event instead of
     // ending the event stream under the loop's feet.
     let loop = Task { await supervisor.run() }
@@ -107,6 +129,7 @@ public func startServer<C: Clock<Duration>>(
       continuation.yield(.signal(configuration.defaultStopSignal))
     }
     await launcher.finish()
+    await upgrader?.finish()  // prod
     // Debug only: the caller gets `exit` and reports it (at info, the stop was said twice).
     configuration.logger.debug("server \(exit)")
     return exit

@@ -12,8 +12,12 @@ import Darwin
 /// - A rolling restart: `RELOADING=1` with `MONOTONIC_USEC=` (what `Type=notify-reload` requires),
 ///   then `READY=1` when it ends, completed or aborted (the server is serving either way).
 /// - A stop: `STOPPING=1` once; nothing after it.
+/// - A binary upgrade: `STATUS=` when it begins and if it fails; when the new main process takes
+///   over, `MAINPID=` with its pid (the new one sends its own `READY=1` and `MAINPID=` too: with
+///   `NotifyAccess=main` systemd takes messages from the main process only, so it is this one that
+///   moves the main pid), and nothing after it: the old main process's end is no stop.
 package struct SystemdNotificationState: Sendable, Hashable {
-  package enum Phase: Sendable, Hashable { case starting, ready, reloading, stopping }
+  package enum Phase: Sendable, Hashable { case starting, ready, reloading, stopping, handedOver }
 
   package private(set) var phase = Phase.starting
   /// The main process's pid, sent as `MAINPID=` with the first `READY=1`.
@@ -27,8 +31,15 @@ package struct SystemdNotificationState: Sendable, Hashable {
     for event: ServerLifecycleEvent, monotonicMicroseconds: () -> UInt64
   ) -> [String] {
     switch (phase, event) {
-    case (.stopping, _):
+    case (.stopping, _), (.handedOver, _):
       return []
+    case (_, .handedOver(let newMainProcess)):
+      phase = .handedOver
+      return ["MAINPID=\(newMainProcess)\nSTATUS=handed over to the new main process \(newMainProcess)"]
+    case (_, .upgradeBegan):
+      return ["STATUS=binary upgrade: starting a new main process"]
+    case (_, .upgradeFailed):
+      return ["STATUS=binary upgrade failed: serving on"]
     case (_, .stopBegan(let signal)):
       phase = .stopping
       return ["STOPPING=1\nSTATUS=stopping" + (signal.map { " on \($0)" } ?? ": the server ends")]

@@ -16,6 +16,10 @@ import Darwin
 /// `WATCHDOG_USEC` and `WATCHDOG_PID`, so workers (and their children) never notify on their own:
 /// systemd's default `NotifyAccess=main` would drop their messages anyway. The watchdog pings come
 /// from a task of the main process: they say its runtime is alive, not that each worker is.
+///
+/// A binary upgrade hands `NOTIFY_SOCKET` and `WATCHDOG_USEC` on to the new main process
+/// (``successorEnvironment``); once it has taken over, this notifier says nothing more and stops
+/// pinging.
 package final class SystemdNotifier: ServerLifecycleObserver, Sendable {
   /// The protocol's environment variables.
   package enum Variable {
@@ -67,16 +71,20 @@ package final class SystemdNotifier: ServerLifecycleObserver, Sendable {
   private let state: Locked<State>
   private let send: @Sendable (String) -> CInt
   private let logger: Logger
+  /// The protocol's variables for the new main process of a binary upgrade: `NOTIFY_SOCKET`, and
+  /// `WATCHDOG_USEC` when the watchdog is this process's (the new one then pings in its place).
+  package let successorEnvironment: [String: String]
 
   /// A notifier that hands each datagram to `send` (which returns 0 or an `errno`), and pings the
   /// watchdog every `watchdogInterval` of `clock` until ``finish()``.
   package init<C: Clock<Duration>>(
     mainPID: pid_t, watchdogInterval: Duration?, clock: C, logger: Logger,
-    send: @escaping @Sendable (String) -> CInt
+    successorEnvironment: [String: String] = [:], send: @escaping @Sendable (String) -> CInt
   ) {
     self.state = Locked(State(protocolState: SystemdNotificationState(mainPID: mainPID)))
     self.send = send
     self.logger = logger
+    self.successorEnvironment = successorEnvironment
     guard let watchdogInterval, watchdogInterval > .zero else { return }
     let task = Task { [weak self] in
       while (try? await clock.sleep(for: watchdogInterval)) != nil {
@@ -98,8 +106,13 @@ package final class SystemdNotifier: ServerLifecycleObserver, Sendable {
     let (settings, warnings) = Settings.parse(environment, pid: getpid())
     for warning in warnings { logger.warning("\(warning)") }
     guard let settings else { return nil }
+    var successor = [Variable.socket: settings.socketPath]
+    if settings.watchdogInterval != nil {
+      successor[Variable.watchdogMicroseconds] = environment[Variable.watchdogMicroseconds]
+    }
     return SystemdNotifier(
-      mainPID: getpid(), watchdogInterval: settings.watchdogInterval, clock: clock, logger: logger
+      mainPID: getpid(), watchdogInterval: settings.watchdogInterval, clock: clock, logger: logger,
+      successorEnvironment: successor
     ) { message in
       Self.sendDatagram(message, to: settings.socketPath)
     }
@@ -107,11 +120,15 @@ package final class SystemdNotifier: ServerLifecycleObserver, Sendable {
 
   package func serverLifecycle(_ event: ServerLifecycleEvent) {
     // Under the lock, so datagrams leave in the order of the events.
-    state.withLock { state in
+    let watchdog = state.withLock { state in
       let datagrams = state.protocolState.datagrams(
         for: event, monotonicMicroseconds: SystemdNotificationState.monotonicMicroseconds)
       for datagram in datagrams { deliver(datagram, warned: &state.warnedAboutSending) }
+      // Handed over: the new main process pings now (systemd would drop this one's pings anyway).
+      // (Cancelled here, awaited by `finish()`.)
+      return state.protocolState.phase == .handedOver ? state.watchdog : nil
     }
+    watchdog?.cancel()
   }
 
   /// Reports the end of the server (`STOPPING=1` unless a stop was already reported) and stops the

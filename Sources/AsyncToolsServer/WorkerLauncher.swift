@@ -22,6 +22,14 @@ enum SupervisorEvent: Sendable, Hashable {
   case ready(slot: Int)
   case exited(slot: Int, WorkerOutcome)
   case timerFired(ServerTimer)
+  /// The new main process of a binary upgrade was started as process `pid` (not ready yet).
+  case upgradeLaunched(pid: Int32)
+  /// The new main process of a binary upgrade could not be started.
+  case upgradeLaunchFailed(message: String)
+  /// Every worker of the new main process is ready: it takes over.
+  case upgradeReady
+  /// The new main process ended before it was ready; `status` says how (`exited with status 1`).
+  case upgradeEnded(status: String)
 }
 
 /// A running worker, seen from the main process.

@@ -1,4 +1,5 @@
 import AsyncTools
+import Logging
 import ServiceLifecycle
 
 /// A supervisor that runs as a swift-service-lifecycle `Service`: its children run, and are restarted by their
@@ -14,7 +15,8 @@ import ServiceLifecycle
 /// ```
 ///
 /// `run()` is `withSupervisor(intensity:backoff:clock:random:isolation:errorHandler:onRestart:metrics:_:)` whose body adds
-/// the children with `children` and then waits:
+/// the children with `children` and then waits (`logger` and `metrics` are passed through: see the Observability
+/// article of AsyncTools):
 /// - **Graceful shutdown** → every child is cancelled (cancelled children are not restarted) and awaited; then
 ///   `run()` returns.
 /// - **Cancellation** → the same.
@@ -34,6 +36,7 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
   let random: any RandomNumberGenerator & Sendable
   let errorHandler: Supervisor.ErrorHandler
   let onRestart: (@Sendable (Supervisor.RestartEvent) -> Void)?
+  let metrics: MetricsConfiguration?
   let children: @Sendable (inout Supervisor) async throws -> Void
 
   /// Describes a supervisor service; the parameters are those of
@@ -44,8 +47,13 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
   ///   - backoff: The delay before restarts. Default: 100 ms doubling to 30 s, 20 % jitter.
   ///   - clock: The clock for backoff sleeps and the intensity window.
   ///   - random: The source of jitter; pass a seeded generator for reproducible delays.
-  ///   - errorHandler: Receives every child failure and the child's name; logs it by default.
+  ///   - errorHandler: Receives every child failure and the child's name; `nil` (the default) logs it to `logger`
+  ///     (`Supervisor.logChildFailure(to:)`).
   ///   - onRestart: Receives every restart (child, attempt, last error, delay) before it happens.
+  ///   - logger: Where the default error handler logs, with its metadata kept; `nil` (the default) logs to the
+  ///     label `AsyncTools.Supervisor`. An explicit `errorHandler` wins.
+  ///   - metrics: Opt-in swift-metrics instrumentation: restarts and give-ups per child, dimensions `supervisor`
+  ///     and `child`, as for `withSupervisor`; `nil` (the default) records nothing.
   ///   - children: Adds the supervisor's children, once per `run()`.
   /// - Throws: `AsyncToolsError` with code `invalidArgument` for an invalid `intensity` or `backoff`.
   public init(
@@ -53,8 +61,10 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
     backoff: Backoff = .default,
     clock: C,
     random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
-    errorHandler: @escaping Supervisor.ErrorHandler = Supervisor.logChildFailure,
+    errorHandler: Supervisor.ErrorHandler? = nil,
     onRestart: (@Sendable (Supervisor.RestartEvent) -> Void)? = nil,
+    logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil,
     children: @escaping @Sendable (inout Supervisor) async throws -> Void
   ) throws(AsyncToolsError) {
     try intensity.validate()
@@ -63,8 +73,9 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
     self.backoff = backoff
     self.clock = clock
     self.random = random
-    self.errorHandler = errorHandler
+    self.errorHandler = errorHandler ?? logger.map(Supervisor.logChildFailure(to:)) ?? Supervisor.logChildFailure
     self.onRestart = onRestart
+    self.metrics = metrics
     self.children = children
   }
 
@@ -84,7 +95,7 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
   private func supervise(stop: OneShotEvent) async throws {
     try await runSupervisor(
       intensity: intensity, backoff: backoff, clock: clock, random: random, errorHandler: errorHandler,
-      onRestart: onRestart, onGiveUp: { _ in stop.fire() }
+      onRestart: onRestart, onGiveUp: { _ in stop.fire() }, metrics: metrics
     ) { supervisor in
       try await children(&supervisor)
       await withTaskCancellationHandler {
@@ -103,17 +114,19 @@ public struct SupervisorService<C: Clock>: Service where C.Duration == Duration 
 
 extension SupervisorService where C == DefaultClock {
   /// Describes a supervisor service on `DefaultClock` (virtual inside `withVirtualTime`); see
-  /// ``init(intensity:backoff:clock:random:errorHandler:onRestart:children:)``.
+  /// ``init(intensity:backoff:clock:random:errorHandler:onRestart:logger:metrics:children:)``.
   public init(
     intensity: RestartIntensity = .default,
     backoff: Backoff = .default,
     random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
-    errorHandler: @escaping Supervisor.ErrorHandler = Supervisor.logChildFailure,
+    errorHandler: Supervisor.ErrorHandler? = nil,
     onRestart: (@Sendable (Supervisor.RestartEvent) -> Void)? = nil,
+    logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil,
     children: @escaping @Sendable (inout Supervisor) async throws -> Void
   ) throws(AsyncToolsError) {
     try self.init(
       intensity: intensity, backoff: backoff, clock: DefaultClock(), random: random, errorHandler: errorHandler,
-      onRestart: onRestart, children: children)
+      onRestart: onRestart, logger: logger, metrics: metrics, children: children)
   }
 }

@@ -1,4 +1,5 @@
 import AsyncTools
+import Logging
 import ServiceLifecycle
 
 /// A periodic timer that runs as a swift-service-lifecycle `Service`: it ticks while the
@@ -31,6 +32,8 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
   let schedule: PeriodicTimer.Schedule
   let clock: C
   let onError: (@Sendable (any Error, PeriodicTimer.Tick<C>) -> Void)?
+  let logger: Logger?
+  let metrics: MetricsConfiguration?
   let shutdownBehavior: ShutdownBehavior
   let tick: @Sendable (PeriodicTimer.Tick<C>) async throws -> Void
 
@@ -39,6 +42,9 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
   ///
   /// `onGracefulShutdown` says what happens to a tick still running at graceful shutdown:
   /// ``ShutdownBehavior/cancelRunningTick`` (the default) or ``ShutdownBehavior/finishRunningTick``.
+  /// `logger` (where a failing tick is logged when there is no `onError`; `nil`: the label
+  /// `AsyncTools.Timer`) and `metrics` (ticks, skipped ticks and lateness under the dimension `timer`;
+  /// `nil`: none) are passed to the timer of each `run()`.
   ///
   /// - Throws: `AsyncToolsError` with code `invalidArgument` for a non-positive `interval` or a
   ///   negative `initialDelay`.
@@ -50,6 +56,8 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
     clock: C,
     onError: (@Sendable (any Error, PeriodicTimer.Tick<C>) -> Void)? = nil,
     onGracefulShutdown: ShutdownBehavior = .cancelRunningTick,
+    logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil,
     _ tick: @escaping @Sendable (PeriodicTimer.Tick<C>) async throws -> Void
   ) throws(AsyncToolsError) {
     try PeriodicTimer.validate(interval: interval, initialDelay: initialDelay)
@@ -59,6 +67,8 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
     self.schedule = schedule
     self.clock = clock
     self.onError = onError
+    self.logger = logger
+    self.metrics = metrics
     self.shutdownBehavior = onGracefulShutdown
     self.tick = tick
   }
@@ -69,7 +79,7 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
     guard shutdownBehavior == .finishRunningTick else {
       try await withTimer(
         every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
-        onError: onError, tick
+        onError: onError, logger: logger, metrics: metrics, tick
       ) {
         // Returns on graceful shutdown; throws (ignored) on cancellation, which also cancels the ticks.
         try? await gracefulShutdown()
@@ -80,7 +90,7 @@ public struct TimerService<C: Clock>: Service where C.Duration == Duration {
     let tick = self.tick
     try await withTimer(
       every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: clock,
-      onError: onError,
+      onError: onError, logger: logger, metrics: metrics,
       { value in
         // Once the shutdown has begun, a tick that falls due runs nothing.
         guard ticks.enter() else { return }
@@ -177,7 +187,7 @@ private final class RunningTicks: Sendable {
 
 extension TimerService where C == DefaultClock {
   /// Describes a timer service on `DefaultClock`; see
-  /// ``init(every:initialDelay:policy:schedule:clock:onError:onGracefulShutdown:_:)``.
+  /// ``init(every:initialDelay:policy:schedule:clock:onError:onGracefulShutdown:logger:metrics:_:)``.
   public init(
     every interval: Duration,
     initialDelay: Duration = .zero,
@@ -185,10 +195,12 @@ extension TimerService where C == DefaultClock {
     schedule: PeriodicTimer.Schedule = .fixedRate,
     onError: (@Sendable (any Error, PeriodicTimer.Tick<DefaultClock>) -> Void)? = nil,
     onGracefulShutdown: ShutdownBehavior = .cancelRunningTick,
+    logger: Logger? = nil,
+    metrics: MetricsConfiguration? = nil,
     _ tick: @escaping @Sendable (PeriodicTimer.Tick<DefaultClock>) async throws -> Void
   ) throws(AsyncToolsError) {
     try self.init(
       every: interval, initialDelay: initialDelay, policy: policy, schedule: schedule, clock: DefaultClock(),
-      onError: onError, onGracefulShutdown: onGracefulShutdown, tick)
+      onError: onError, onGracefulShutdown: onGracefulShutdown, logger: logger, metrics: metrics, tick)
   }
 }

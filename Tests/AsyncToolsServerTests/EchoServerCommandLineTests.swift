@@ -35,6 +35,7 @@ struct EchoServerCommandLineTests {
     (["--on-worker-failure", "crash"], "The value 'crash' is invalid for '--on-worker-failure <on-worker-failure>'"),
     (["--max-restarts", "0"], "--max-restarts must be at least 1, got 0"),
     (["--restart-window", "-inf"], "--restart-window must be a finite number of seconds, got -inf"),
+    (["--upgrade-timeout", "0"], "--upgrade-timeout must be more than 0 seconds, got 0.0"),
   ])
   func aBadFlagValueIsAMessageNamingTheFlag(arguments: [String], message: String) async throws {
     let (code, stderr, stdout) = try await run(arguments)
@@ -62,6 +63,7 @@ struct EchoServerCommandLineTests {
     for text in [
       "INT, TERM", "A second INT or TERM forces the stop", "HUP", "rolling restart", "--on-worker-failure",
       "restart    start a fresh worker", "EXIT STATUS", "64  a bad flag", "echo-server: worker N",
+      "USR2       binary upgrade", "--upgrade-timeout", "a new main process (USR2)",
     ] {
       #expect(stdout.contains(text), "--help should mention \(text)")
     }

@@ -208,6 +208,30 @@ struct StartServerProcessTests {
     }
   }
 
+  /// obs: `ServerConfiguration.metrics` in process mode: a worker killed by a signal the server did
+  /// not send is an exit of cause `signal`, its replacement a restart of reason `failure`.
+  @Test func serverMetricsCountAWorkerKilledBySIGKILLAndItsRestart() async throws {
+    let server = try LaunchedProcess(
+      "AsyncToolsTestChild", ["server", "--workers", "2", "--policy", "restart", "--metrics"])
+    defer { server.killIfRunning() }
+    try await withWatchdog {
+      await waitForReady(server, workers: 2)
+      let first = try #require(workerPIDs(server)[1])
+      kill(first, SIGKILL)
+      await server.output.wait { $0.filter { $0.hasSuffix("worker 1 is ready") }.count == 2 }
+      server.signal(SIGTERM)
+      #expect(await server.exitCode() == 0, "\(server.stderrText)")
+      let lines = Set(server.stdoutLines.filter { $0.hasPrefix("metric ") })
+      #expect(lines.contains("metric asynctools_server_worker_starts_total - 3"), "\(lines)")
+      #expect(lines.contains("metric asynctools_server_worker_exits_total cause=signal 1"), "\(lines)")
+      #expect(lines.contains("metric asynctools_server_worker_exits_total cause=clean 2"), "\(lines)")
+      #expect(lines.contains("metric asynctools_server_worker_exits_total cause=forced 0"), "\(lines)")
+      #expect(lines.contains("metric asynctools_server_worker_restarts_total reason=failure 1"), "\(lines)")
+      #expect(lines.contains("metric asynctools_server_stop_duration - 1"), "\(lines)")
+      await expectGone(Array(workerPIDs(server).values) + [first])
+    }
+  }
+
   @Test func theServerStopsByItselfWhenAllWorkersAreKilled() async throws {
     // aiotools #102: the main process spun at 100 % CPU forever once every worker was SIGKILLed.
     let server = try LaunchedProcess("AsyncToolsTestChild", ["server", "--workers", "2", "--policy", "ignore"])

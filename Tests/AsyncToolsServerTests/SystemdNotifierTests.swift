@@ -52,6 +52,22 @@ struct SystemdNotifierTests {
     #expect(run([.stopBegan(nil)]) == ["STOPPING=1\nSTATUS=stopping: the server ends"])
   }
 
+  /// A binary upgrade: STATUS when it begins and if it fails; the hand-over moves the main pid and
+  /// ends this process's conversation (its end is no stop of the service).
+  @Test func upgradeStatusThenMainPIDAndNothingAfter() {
+    #expect(
+      run([
+        .workerReady(ready: 1, live: 1), .upgradeBegan, .upgradeFailed, .upgradeBegan, .handedOver(newMainProcess: 7),
+        .stopBegan(nil), .upgradeBegan,
+      ]) == [
+        "READY=1\nMAINPID=99\nSTATUS=serving with 1 worker(s)",
+        "STATUS=binary upgrade: starting a new main process",
+        "STATUS=binary upgrade failed: serving on",
+        "STATUS=binary upgrade: starting a new main process",
+        "MAINPID=7\nSTATUS=handed over to the new main process 7",
+      ])
+  }
+
   @Test func aRestartEndingWithoutOneBegunSaysNothing() {
     #expect(run([.restartEnded(completed: true)]).isEmpty)
   }

@@ -2,13 +2,16 @@
 //
 //     AsyncToolsTestChild server [--threads] [--workers N] [--port P] [--wait-timeout-ms N]
 //         [--graceful-timeout-ms N] [--policy stop|ignore|restart] [--ignore-stop I]
-//         [--fail-startup I] [--slow-startup I] [--exit-early] [--extra N]
+//         [--fail-startup I] [--slow-startup I] [--exit-early] [--extra N] [--metrics]
 //
 // Each worker prints `worker <index> pid <pid>` when its body starts and `worker <index> stopped
 // by <signal>` after its stop; the main process prints `listening <port>` and, at the end,
 // `server exit <code> <description>`, then exits with that code. Readiness is in the server's log
-// (standard error): `worker <index> is ready`.
+// (standard error): `worker <index> is ready`. With `--metrics`, the main process records the
+// server's metrics (dimension `server="child"`) and prints each counter and timer before its exit
+// line: `metric <label> <extra dimension>=<value> <total>` (`metric <label> - <count>` for a timer).
 import AsyncToolsServer
+import MetricsTestKit
 
 #if canImport(Glibc)
 import Glibc
@@ -37,6 +40,8 @@ func runServerScenarioIfRequested() async {
   let failStartup = option("--fail-startup")
   let slowStartup = option("--slow-startup")
   let exitEarly = arguments.contains("--exit-early")
+  let metrics = TestMetrics()
+  if arguments.contains("--metrics") { configuration.metrics = .init(name: "child", factory: metrics) }
 
   struct StartupFailed: Error {}
   do {
@@ -65,10 +70,23 @@ func runServerScenarioIfRequested() async {
       if let port = server.listeningPort { say("listening \(port)") }
       return try await server.runWorkers()
     }
+    if configuration.metrics != nil { printMetrics(metrics) }
     say("server exit \(result.exitCode) \(result)")
     exit(result.exitCode)
   } catch {
     say("server error \(error)")
     exit(1)
   }
+}
+
+/// One line per counter (its total) and timer (how many values), the `server` dimension left out.
+private func printMetrics(_ metrics: TestMetrics) {
+  func extra(_ dimensions: [(String, String)]) -> String {
+    dimensions.filter { $0.0 != "server" }.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+  }
+  for counter in metrics.counters {
+    let dimensions = extra(counter.dimensions)
+    say("metric \(counter.label) \(dimensions.isEmpty ? "-" : dimensions) \(counter.totalValue)")
+  }
+  for timer in metrics.timers { say("metric \(timer.label) - \(timer.values.count)") }
 }

@@ -29,39 +29,9 @@ func runSystemdScenarioIfRequested() async {
   } else {
     configuration.listen = .systemdSocket(named: value("--socket"))
   }
-  let worker: @Sendable (WorkerContext) async throws -> Void = { context in
-    let connections = try context.acceptedConnections()
-    let prefix = "worker \(context.processIndex) \(variables()): "
-    let server = Task {
-      for await fd in connections { answerOneLine(fd, prefix: prefix) }
-    }
-    _ = await context.stopSignal()
-    connections.stopAccepting()
-    await server.value
+  await runLineServer(configuration: configuration) { context in
+    "worker \(context.processIndex) \(variables()): "
+  } main: { _ in
+    say("main \(variables())")
   }
-  do {
-    let result = try await startServer(configuration: configuration, worker: worker) { server in
-      say("listening \(server.listeningPort ?? -1)")
-      say("main \(variables())")
-      return try await server.runWorkers()
-    }
-    say("server exit \(result.exitCode) \(result)")
-    exit(result.exitCode)
-  } catch {
-    say("server error \((error as? ServerError)?.message ?? "\(error)")")
-    exit(1)
-  }
-}
-
-/// Reads one line from `fd` (blocking, at most 5 s), answers `prefix` + the line, and closes it.
-private func answerOneLine(_ fd: CInt, prefix: String) {
-  defer { close(fd) }
-  _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-  var timeout = timeval(tv_sec: 5, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-  var line: [UInt8] = []
-  var byte: UInt8 = 0
-  while read(fd, &byte, 1) == 1, byte != 0x0A { line.append(byte) }
-  let answer = Array((prefix + String(decoding: line, as: UTF8.self) + "\n").utf8)
-  _ = write(fd, answer, answer.count)
 }

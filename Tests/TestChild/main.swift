@@ -14,4 +14,6 @@ await runServerScenarioIfRequested()
 await runServeScenarioIfRequested()
 // `AsyncToolsTestChild systemd …`: socket activation and sd_notify (SystemdScenarios.swift).
 await runSystemdScenarioIfRequested()
+// `AsyncToolsTestChild upgrade …`: binary upgrades on SIGUSR2 (UpgradeScenario.swift).
+await runUpgradeScenarioIfRequested()
 print("asynctools-test-child")

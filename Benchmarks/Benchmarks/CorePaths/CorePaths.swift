@@ -34,12 +34,16 @@ var concurrentPathConfiguration: Benchmark.Configuration {
   )
 }
 
-/// A single-task path (the cache) allocates exactly the same every run: 5 % (at least 20 mallocs) is a change.
+/// A single-task path (the cache) allocates almost the same every run: the runtime's own allocations move by a
+/// few between processes (16 or 18 for the warm-cache hits, seen across runs of the same binary), so more than
+/// 20 mallocs up or down is a change — one allocation per hit or per miss is hundreds. (package-benchmark fails a
+/// run when *either* a relative or an absolute threshold is crossed, so this is absolute only: 5 % of 16 was two
+/// mallocs and failed on that noise.)
 var singleTaskPathConfiguration: Benchmark.Configuration {
   var configuration = concurrentPathConfiguration
   configuration.thresholds = [
     .instructions: .init(relative: [.p90: 10.0]),
-    .mallocCountTotal: .init(relative: [.p90: 5.0], absolute: [.p90: 20]),
+    .mallocCountTotal: .init(absolute: [.p90: 20]),
   ]
   return configuration
 }

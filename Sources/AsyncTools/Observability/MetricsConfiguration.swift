@@ -1,7 +1,7 @@
 import CoreMetrics
 
 /// Opt-in swift-metrics instrumentation for one AsyncTools object: a cache, a persistent group, a
-/// supervisor or a timer.
+/// supervisor, a timer, a server (`ServerConfiguration.metrics` in AsyncToolsServer) or a service.
 ///
 /// Metrics are off unless you pass one of these (`metrics: nil`, the default, costs one `nil` check
 /// on the paths that would record). Every metric carries one dimension naming the object, so one
@@ -16,7 +16,7 @@ import CoreMetrics
 /// swift-prometheus), or to `factory` when given (tests pass a `TestMetrics` from MetricsTestKit).
 /// The labels are listed in the Observability article.
 public struct MetricsConfiguration: Sendable {
-  /// The value of the dimension that names the object (`cache`, `group`, `supervisor` or `timer`).
+  /// The value of the dimension that names the object (`cache`, `group`, `supervisor`, `timer` or `server`).
   public var name: String
 
   /// Where the metrics go; `nil` uses `MetricsSystem.factory`.
@@ -33,22 +33,22 @@ public struct MetricsConfiguration: Sendable {
   }
 
   /// The factory the instruments are made with, read once when the object is created.
-  var resolvedFactory: any MetricsFactory { factory ?? MetricsSystem.factory }
+  package var resolvedFactory: any MetricsFactory { factory ?? MetricsSystem.factory }
 
   /// A counter named `label` with the object's dimension (and `extra` ones). The handler itself, not a
   /// `Counter`: its `increment(by:)` is one non-generic call (a `Counter`'s is generic over the
   /// integer type and not specialised across modules, which costs a cache hit about 30 ns).
-  func counter(_ label: String, kind: String, _ extra: [(String, String)] = []) -> any CounterHandler {
+  package func counter(_ label: String, kind: String, _ extra: [(String, String)] = []) -> any CounterHandler {
     resolvedFactory.makeCounter(label: label, dimensions: [(kind, name)] + extra)
   }
 
   /// A gauge named `label` with the object's dimension (a non-aggregating recorder, as `Gauge` is).
-  func gauge(_ label: String, kind: String) -> any RecorderHandler {
+  package func gauge(_ label: String, kind: String) -> any RecorderHandler {
     resolvedFactory.makeRecorder(label: label, dimensions: [(kind, name)], aggregate: false)
   }
 
   /// A timer (durations) named `label` with the object's dimension.
-  func timer(_ label: String, kind: String) -> any TimerHandler {
+  package func timer(_ label: String, kind: String) -> any TimerHandler {
     resolvedFactory.makeTimer(label: label, dimensions: [(kind, name)])
   }
 }

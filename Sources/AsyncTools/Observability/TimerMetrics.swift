@@ -16,17 +16,12 @@ final class TimerMetrics: Sendable {
   /// A tick started `lateness` after it was due.
   func started(lateness: Duration) {
     ticks.increment(by: 1)
-    self.lateness.recordNanoseconds(Self.nanoseconds(lateness))
+    self.lateness.record(lateness)
   }
 
   /// `count` due ticks were not started (``PeriodicTimer/DelayPolicy/skipWhileRunning``, or a
   /// fixed-rate schedule skipping missed ticks).
   func skipped(_ count: Int) {
     if count > 0 { skipped.increment(by: Int64(count)) }
-  }
-
-  private static func nanoseconds(_ duration: Duration) -> Int64 {
-    let (seconds, attoseconds) = duration.components
-    return max(0, seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000)
   }
 }

@@ -200,11 +200,9 @@ public func withSupervisor<Result>(
   metrics: MetricsConfiguration? = nil,
   _ body: (inout Supervisor) async throws -> Result
 ) async throws -> Result {
-  let counted = metrics.map(SupervisorMetrics.init)
-  return try await runSupervisor(
+  try await runSupervisor(
     intensity: intensity, backoff: backoff, clock: clock, random: random, isolation: isolation,
-    errorHandler: errorHandler, onRestart: counted?.counting(onRestart) ?? onRestart,
-    onGiveUp: counted?.counting(nil), body)
+    errorHandler: errorHandler, onRestart: onRestart, onGiveUp: nil, metrics: metrics, body)
 }
 
 /// Runs `body` with a ``Supervisor`` whose error handler takes only the error (the form before handlers received
@@ -226,7 +224,8 @@ public func withSupervisor<Result>(
 }
 
 /// The one implementation behind `withSupervisor` and `SupervisorService`; `onGiveUp` is called once, the moment
-/// the supervisor gives up (before its children are cancelled and awaited).
+/// the supervisor gives up (before its children are cancelled and awaited). With `metrics`, restarts and the
+/// give-up are counted (``SupervisorMetrics``) before `onRestart` and `onGiveUp` see them.
 @discardableResult
 package func runSupervisor<Result>(
   intensity: RestartIntensity,
@@ -237,13 +236,15 @@ package func runSupervisor<Result>(
   errorHandler: @escaping Supervisor.ErrorHandler,
   onRestart: (@Sendable (Supervisor.RestartEvent) -> Void)?,
   onGiveUp: (@Sendable (SupervisorError) -> Void)?,
+  metrics: MetricsConfiguration? = nil,
   _ body: (inout Supervisor) async throws -> Result
 ) async throws -> Result {
   try intensity.validate()
   try backoff.validate()
+  let counted = metrics.map(SupervisorMetrics.init)
   let core = SupervisorCore(
     intensity: intensity, backoff: backoff, clock: clock, random: random, errorHandler: errorHandler,
-    onRestart: onRestart, onGiveUp: onGiveUp)
+    onRestart: counted?.counting(onRestart) ?? onRestart, onGiveUp: counted?.counting(onGiveUp) ?? onGiveUp)
   // Every child reports its own failures (with its name) before rethrowing them for its handle.
   let result = try await withTaskScope(isolation: isolation, errorHandler: { _ in }) { scope in
     var supervisor = Supervisor(scope: TaskScope(group: scope.group, core: scope.core), core: core)
