@@ -37,7 +37,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GROUPS = {1: "echo-1worker", 2: "echo-2workers"}
-VARIANTS = ["asynctools", "plain-nio", "aiotools"]
+# asynctools-kernel: the same echo-server with `--accept-balancing kernel` (whichever worker the
+# kernel wakes takes the connection), to show what the least-connections balancing changes.
+VARIANTS = ["asynctools", "asynctools-kernel", "plain-nio", "aiotools"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -229,8 +231,10 @@ def start(variant, workers, args):
 
 
 def start_server(variant, workers, args):
-    if variant == "asynctools":
-        server = Server([args.echo_server, "--port", "0", "--workers", str(workers), "--wait-timeout", "5"])
+    if variant.startswith("asynctools"):
+        balancing = ["--accept-balancing", "kernel"] if variant == "asynctools-kernel" else []
+        server = Server([args.echo_server, "--port", "0", "--workers", str(workers), "--wait-timeout", "5"]
+                        + balancing)
         port = int(server.wait_for(r"listening on 127\.0\.0\.1:(\d+)")[0][1].group(1))
         server.wait_for(r"worker \d+ is ready", count=workers)
     elif variant == "plain-nio":
@@ -244,15 +248,30 @@ def start_server(variant, workers, args):
     return server, port
 
 
-def load(args, port, duration):
-    result = subprocess.run(
+def load(args, port, duration, spread=None):
+    """Runs echo-load; with `spread` (a list), appends how the connections are spread over the
+    server's processes halfway through (established sockets per process, from `ss`)."""
+    process = subprocess.Popen(
         [args.echo_load, "--port", str(port), "--connections", str(args.connections),
-         "--duration", str(duration)],
-        stdout=subprocess.PIPE, timeout=duration + 60, check=False)
-    report = json.loads(result.stdout)
-    if result.returncode != 0:
+         "--duration", str(duration)], stdout=subprocess.PIPE)
+    if spread is not None:
+        time.sleep(duration / 2)
+        spread.append(connections_per_process(port))
+    stdout, _ = process.communicate(timeout=duration + 60)
+    report = json.loads(stdout)
+    if process.returncode != 0:
         raise RuntimeError(f"echo-load failed: {report}")
     return report
+
+
+def connections_per_process(port):
+    """The server's established connections on `port`, counted per owning process (sorted)."""
+    output = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                            stdout=subprocess.PIPE, text=True, check=False).stdout
+    counts = {}
+    for pid in re.findall(r"pid=(\d+)", output):
+        counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values())
 
 
 def one_round(variant, workers, args, duration, warmup):
@@ -261,7 +280,8 @@ def one_round(variant, workers, args, duration, warmup):
         load(args, port, warmup)
         pids = server.descendants()
         cpu_before = server.cpu_ns(pids)
-        report = load(args, port, duration)
+        spread = []
+        report = load(args, port, duration, spread if workers > 1 else None)
         cpu = server.cpu_ns(pids) - cpu_before
         rss = server.peak_rss_kib(pids)
         time.sleep(0.2)  # the load generator's connections are closed: the workers are idle
@@ -269,6 +289,7 @@ def one_round(variant, workers, args, duration, warmup):
     finally:
         leftover = server.close()
     return {"load": report, "server_cpu_ns": cpu, "peak_rss_kib": rss, "sigterm_to_exit_ms": sigterm_ms,
+            "spread": spread[0] if spread else None,
             "exit_status": status, "leftover": leftover}
 
 
@@ -357,6 +378,17 @@ def main():
             "leftover_processes": sum(r["leftover"] for r in results),
             "clean_exits": sum(r["exit_status"] == 0 for r in results),
         }
+        # Every round's figures, in round order: the spread behind the medians.
+        row["round_trips_per_s_rounds"] = [round(r["load"]["round_trips_per_s"]) for r in results]
+        row["cpu_ns_per_round_trip_rounds"] = [round(r["server_cpu_ns"] / max(1, r["load"]["round_trips"]))
+                                               for r in results]
+        spreads = [r["spread"] for r in results if r.get("spread")]
+        if spreads and workers > 1:
+            # Connections per worker (plain NIO: one process, so no spread to see).
+            ratios = [s[-1] / s[0] if len(s) == workers and s[0] > 0 else float("inf") for s in spreads]
+            row["spread_max_over_min_median"] = median(ratios)
+            row["spread_max_over_min_worst"] = max(ratios)
+            row["spreads"] = " ".join("/".join(map(str, s)) for s in spreads)
         if variant == "asynctools":
             try:
                 kills = [killed_worker(workers, args) for _ in range(runs)]

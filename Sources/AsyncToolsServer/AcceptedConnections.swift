@@ -31,12 +31,21 @@ import Darwin
 /// connection stays in the kernel's queue), the thread backs off — 10 ms, doubling up to 500 ms,
 /// back to none after the next success — instead of spinning on a socket that stays readable, and
 /// logs one warning per minute at most (SwiftNIO's `AcceptBackoffHandler` does the same).
+///
+/// Obtained from ``WorkerContext/acceptedConnections()``, it balances the connections across the
+/// server's workers as ``ServerConfiguration/acceptBalancing`` says: with
+/// ``ServerConfiguration/AcceptBalancing/leastConnections`` it leaves a queued connection to a
+/// worker with fewer open connections. Report each connection's end with ``connectionClosed()``
+/// (``WorkerContext/serveConnections(drain:_:)`` does it for you); otherwise the worker counts
+/// every connection it ever accepted as open.
 public final class AcceptedConnections: AsyncSequence, Sendable {
   public typealias Element = CInt
   public typealias Failure = Never
 
   private let listeningSocket: CInt
   private let logger: Logger
+  /// This worker's entry on the server's accept board; `nil`: accept without balancing.
+  private let balance: AcceptBalance?
   /// The pipe that wakes the accepting thread (-1 before iteration starts). Both ends stay open
   /// until `deinit` (the thread holds `self` while it runs), so a late `stopAccepting()` never
   /// writes to a closed or reused descriptor, nor to a pipe without reader. Atomics, not a lock:
@@ -50,7 +59,14 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
   ///
   /// - Throws: ``ServerError`` `.notListening` when `listeningSocket` is not a listening socket
   ///   (the descriptor then stays the caller's).
-  public init(listeningSocket: CInt, logger: Logger = Logger(label: "AsyncToolsServer")) throws(ServerError) {
+  public convenience init(
+    listeningSocket: CInt, logger: Logger = Logger(label: "AsyncToolsServer")
+  ) throws(ServerError) {
+    try self.init(listeningSocket: listeningSocket, logger: logger, balance: nil)
+  }
+
+  /// Accepts from `listeningSocket`, balancing through `balance` when it is not `nil`.
+  init(listeningSocket: CInt, logger: Logger, balance: AcceptBalance?) throws(ServerError) {
     var listening: CInt = 0
     var length = socklen_t(MemoryLayout<CInt>.size)
     guard getsockopt(listeningSocket, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening != 0 else {
@@ -60,6 +76,15 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
     }
     self.listeningSocket = listeningSocket
     self.logger = logger
+    self.balance = balance
+  }
+
+  /// Reports that a connection this sequence delivered has closed, so the worker's count of open
+  /// connections — what ``ServerConfiguration/AcceptBalancing/leastConnections`` balances — stays
+  /// true. Call it once per connection, from any thread;
+  /// ``WorkerContext/serveConnections(drain:_:)`` calls it when the drain learns of the close.
+  public func connectionClosed() {
+    balance?.closed()
   }
 
   /// Stops accepting: the connections accepted so far are delivered, then the iteration ends and
@@ -99,10 +124,13 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
     // the race for a connection gets EAGAIN instead of blocking in accept.
     let listenFD = listeningSocket
     _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
-    let logger = self.logger
+    let (logger, balance) = (self.logger, self.balance)
     let started = Self.startAcceptThread {
-      var loop = AcceptLoop(listenFD: listenFD, wakeFD: wakeRead, logger: logger, continuation: continuation)
+      var loop = AcceptLoop(
+        listenFD: listenFD, wakeFD: wakeRead, logger: logger, balance: balance, continuation: continuation)
+      balance?.setAccepting(true)
       loop.run()
+      balance?.setAccepting(false)  // draining now: not a peer to leave connections to
       continuation.finish()
       close(listenFD)
       withExtendedLifetime(self) {}  // the pipe closes in deinit, after this thread
@@ -147,25 +175,37 @@ public final class AcceptedConnections: AsyncSequence, Sendable {
 }
 
 /// The accepting thread's loop: poll the listening socket and the wake pipe, accept what is
-/// queued, back off while descriptors are exhausted. Runs on its own thread only.
+/// queued (leaving it to a less loaded peer while balancing), back off while descriptors are
+/// exhausted. Runs on its own thread only.
 struct AcceptLoop: Sendable {
   let listenFD: CInt
   let wakeFD: CInt
   let logger: Logger
+  let balance: AcceptBalance?
   let continuation: AsyncStream<CInt>.Continuation
   /// The current back-off after a resource error, or `nil` while accepting normally.
   private var backoff: Duration?
+  /// Since when a queued connection has been left to a peer with fewer open connections, or `nil`.
+  private var deferredSince: ContinuousClock.Instant?
   private var lastWarning: ContinuousClock.Instant?
   private var suppressedWarnings = 0
 
   static let firstBackoff = Duration.milliseconds(10)
   static let maxBackoff = Duration.milliseconds(500)
   static let warningInterval = Duration.seconds(60)
+  /// While a connection is left to a peer: how often to look whether the peer took it, and how
+  /// long at most to leave it (a stopped or starved peer must not hold connections up).
+  static let deferralCheck = Duration.milliseconds(1)
+  static let maxDeferral = Duration.milliseconds(10)
 
-  init(listenFD: CInt, wakeFD: CInt, logger: Logger, continuation: AsyncStream<CInt>.Continuation) {
+  init(
+    listenFD: CInt, wakeFD: CInt, logger: Logger, balance: AcceptBalance?,
+    continuation: AsyncStream<CInt>.Continuation
+  ) {
     self.listenFD = listenFD
     self.wakeFD = wakeFD
     self.logger = logger
+    self.balance = balance
     self.continuation = continuation
   }
 
@@ -177,29 +217,58 @@ struct AcceptLoop: Sendable {
       pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
     ]
     while true {
-      // While backing off, only the wake pipe is watched: the socket stays readable meanwhile.
-      let timeout = backoff.map { CInt($0 / .milliseconds(1)) } ?? -1
-      let ready = poll(&fds, backoff == nil ? 2 : 1, timeout)
+      // While backing off or leaving a connection to a peer, only the wake pipe is watched: the
+      // socket stays readable meanwhile.
+      let pause = backoff ?? (deferredSince == nil ? nil : Self.deferralCheck)
+      let timeout = pause.map { CInt($0 / .milliseconds(1)) } ?? -1
+      fds[1].revents = 0
+      let ready = poll(&fds, pause == nil ? 2 : 1, timeout)
       if ready < 0 {
         if errno == EINTR { continue }
         return
       }
       if fds[0].revents != 0 { return }
-      if backoff == nil && fds[1].revents & Int16(POLLNVAL) != 0 { return }
+      if fds[1].revents & Int16(POLLNVAL) != 0 { return }
       if case .stop = acceptQueued() { return }
     }
+  }
+
+  /// Whether to leave the next queued connection to a peer with fewer open connections: yes while
+  /// one exists and the connection is still queued, for at most ``maxDeferral``.
+  private mutating func shouldDefer() -> Bool {
+    guard let balance, balance.shouldDefer else {
+      deferredSince = nil
+      return false
+    }
+    var socket = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
+    guard poll(&socket, 1, 0) == 1, socket.revents == Int16(POLLIN) else {
+      // Nothing queued any more (a peer took it: `accept` finds the queue empty and the loop waits
+      // on the socket again), or the socket failed (`accept` reports why).
+      deferredSince = nil
+      return false
+    }
+    let now = ContinuousClock.now
+    guard let since = deferredSince else {
+      deferredSince = now
+      return true
+    }
+    return since.duration(to: now) < Self.maxDeferral
   }
 
   /// Accepts until the queue is empty (or another worker took the rest).
   private mutating func acceptQueued() -> Step {
     while true {
+      if shouldDefer() { return .poll }
       // (accept4 is not visible to Swift through Glibc: two fcntls instead.)
       let connection = accept(listenFD, nil, nil)
       if connection >= 0 {
         backoff = nil
+        deferredSince = nil
         _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
         _ = fcntl(connection, F_SETFL, fcntl(connection, F_GETFL) | O_NONBLOCK)
+        balance?.opened()  // before the consumer can see it close
         if case .terminated = continuation.yield(connection) {
+          balance?.closed()
           close(connection)
           return .stop
         }
@@ -212,6 +281,7 @@ struct AcceptLoop: Sendable {
       case EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO, EPERM:
         // The queue is empty, another worker took it, or a connection was reset before it was
         // accepted: poll again.
+        deferredSince = nil
         return .poll
       case EMFILE, ENFILE, ENOBUFS, ENOMEM:
         backOff(code)
@@ -252,6 +322,6 @@ extension WorkerContext {
       throw ServerError(
         code: .notListening, message: "this server has no listening socket: set ServerConfiguration.listen")
     }
-    return try AcceptedConnections(listeningSocket: listeningSocket, logger: logger)
+    return try AcceptedConnections(listeningSocket: listeningSocket, logger: logger, balance: balance)
   }
 }

@@ -1,4 +1,5 @@
 import AsyncTools
+import Synchronization
 /// A worker's open connections, tracked so that a stop can *drain* them: idle connections are
 /// closed at once, a connection with a request in flight when that request has been answered.
 ///
@@ -29,12 +30,12 @@ import AsyncTools
 /// connection, busy or not.
 public final class ConnectionDrain: Sendable {
   private struct Entry {
-    var busy = 0
-    /// A request has started on it: it is no longer a connection whose first request may be in
-    /// transit.
-    var used = false
+    /// Its requests in flight and whether one has started: shared with its ``Connection``.
+    let requests: RequestCount
     var close: (@Sendable () -> Void)?
     var closeRequested = false
+    /// Called once when the connection reports ``Connection/closed()``.
+    var onClosed: (@Sendable () -> Void)?
   }
 
   private struct State {
@@ -51,7 +52,7 @@ public final class ConnectionDrain: Sendable {
     /// the lock.
     mutating func closeIfDue(_ id: UInt64) -> (@Sendable () -> Void)? {
       guard draining, var entry = entries[id], !entry.closeRequested, let close = entry.close,
-        forced || (entry.busy == 0 && (entry.used || graceOver))
+        forced || (entry.requests.inFlight == 0 && (entry.requests.wasUsed || graceOver))
       else { return nil }
       entry.closeRequested = true
       entries[id] = entry
@@ -65,6 +66,9 @@ public final class ConnectionDrain: Sendable {
   }
 
   private let state = Locked(State())
+  /// `State.draining`, readable without the lock: the per-request path takes the lock only while
+  /// draining.
+  private let drainingFlag = Atomic(false)
   /// How long a connection that has not started a request yet is kept open by a drain.
   public let firstRequestGrace: Duration
 
@@ -87,12 +91,18 @@ public final class ConnectionDrain: Sendable {
   /// Registers a new connection. One opened during a drain is closed as soon as it is idle and
   /// has its close handler.
   public func open() -> Connection {
+    open(onClosed: nil)
+  }
+
+  /// Registers a new connection; `onClosed` runs once when it reports ``Connection/closed()``.
+  func open(onClosed: (@Sendable () -> Void)?) -> Connection {
+    let requests = RequestCount()
     let id = state.withLock { state in
       defer { state.nextID += 1 }
-      state.entries[state.nextID] = Entry()
+      state.entries[state.nextID] = Entry(requests: requests, onClosed: onClosed)
       return state.nextID
     }
-    return Connection(drain: self, id: id)
+    return Connection(drain: self, id: id, requests: requests)
   }
 
   /// Closes every idle connection now (one that has not started a request yet after
@@ -105,10 +115,16 @@ public final class ConnectionDrain: Sendable {
   public func drain() async {
     let due = state.withLock { state in
       state.draining = true
+      // Before the busy counts are read (closeAllDue): a request that ends concurrently either is
+      // seen ended here or sees the flag and closes its connection itself (both sequentially
+      // consistent: one of the two sides sees the other's write).
+      drainingFlag.store(true, ordering: .sequentiallyConsistent)
       return state.closeAllDue()
     }
     for close in due { close() }
-    let unused = state.withLock { state in state.entries.values.contains { !$0.used && !$0.closeRequested } }
+    let unused = state.withLock { state in
+      state.entries.values.contains { !$0.requests.wasUsed && !$0.closeRequested }
+    }
     if unused {
       try? await Task.sleep(for: firstRequestGrace)
       let due = state.withLock { state in
@@ -140,23 +156,31 @@ public final class ConnectionDrain: Sendable {
     }
   }
 
+  /// Changes the entry of `id` in place (copying it out and back would retain and release its
+  /// closures) and closes the connection if that made it due.
   private func update(_ id: UInt64, _ change: (inout Entry) -> Void) {
     let close = state.withLock { state -> (@Sendable () -> Void)? in
-      guard var entry = state.entries[id] else { return nil }
-      change(&entry)
-      state.entries[id] = entry
-      return state.closeIfDue(id)
+      guard let index = state.entries.index(forKey: id) else { return nil }
+      change(&state.entries.values[index])
+      return state.draining ? state.closeIfDue(id) : nil
     }
     close?()
   }
 
+  /// A request of `id` has ended: while draining, close the connection if it is now due.
+  fileprivate func requestEnded(_ id: UInt64) {
+    guard drainingFlag.load(ordering: .sequentiallyConsistent) else { return }
+    update(id) { _ in }
+  }
+
   private func remove(_ id: UInt64) {
-    let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-      state.entries.removeValue(forKey: id)
-      guard state.entries.isEmpty else { return [] }
+    let (onClosed, waiters) = state.withLock { state -> ((@Sendable () -> Void)?, [CheckedContinuation<Void, Never>]) in
+      let onClosed = state.entries.removeValue(forKey: id)?.onClosed
+      guard state.entries.isEmpty else { return (onClosed, []) }
       defer { state.waiters = [:] }
-      return Array(state.waiters.values)
+      return (onClosed, Array(state.waiters.values))
     }
+    onClosed?()
     for waiter in waiters { waiter.resume() }
   }
 
@@ -165,10 +189,12 @@ public final class ConnectionDrain: Sendable {
   public struct Connection: Sendable {
     private let drain: ConnectionDrain
     private let id: UInt64
+    private let requests: RequestCount
 
-    fileprivate init(drain: ConnectionDrain, id: UInt64) {
+    fileprivate init(drain: ConnectionDrain, id: UInt64, requests: RequestCount) {
       self.drain = drain
       self.id = id
+      self.requests = requests
     }
 
     /// How to close this connection (for example `channel.close(promise: nil)`). The drain calls
@@ -181,21 +207,46 @@ public final class ConnectionDrain: Sendable {
     /// A request has arrived: the connection is busy until the matching ``requestFinished()``.
     /// Requests may overlap (pipelining): the connection is idle when every one has finished.
     public func requestStarted() {
-      drain.update(id) {
-        $0.busy += 1
-        $0.used = true
-      }
+      // Lock-free: a connection with a request in flight is never due, so nothing to close.
+      requests.started()
     }
 
     /// A request has been answered (its reply written). During a drain, the connection closes
     /// when no other request is in flight.
     public func requestFinished() {
-      drain.update(id) { $0.busy = max(0, $0.busy - 1) }
+      requests.finished()
+      drain.requestEnded(id)
     }
 
     /// The connection has closed, whoever closed it: the drain stops tracking it.
     public func closed() {
       drain.remove(id)
+    }
+  }
+}
+
+/// One connection's requests in flight and whether one has started: atomics, so that a request's
+/// start and end cost two atomic operations, not the drain's lock and a dictionary lookup.
+final class RequestCount: Sendable {
+  private let busy = Atomic(0)
+  private let used = Atomic(false)
+
+  var inFlight: Int { busy.load(ordering: .sequentiallyConsistent) }
+  var wasUsed: Bool { used.load(ordering: .sequentiallyConsistent) }
+
+  func started() {
+    busy.wrappingAdd(1, ordering: .sequentiallyConsistent)
+    used.store(true, ordering: .sequentiallyConsistent)
+  }
+
+  /// One fewer in flight, never below zero (an unmatched end is ignored).
+  func finished() {
+    var current = busy.load(ordering: .sequentiallyConsistent)
+    while current > 0 {
+      let (exchanged, original) = busy.compareExchange(
+        expected: current, desired: current - 1, ordering: .sequentiallyConsistent)
+      if exchanged { return }
+      current = original
     }
   }
 }

@@ -26,6 +26,9 @@ final class ProcessWorkerLauncher: WorkerLauncher {
   private let configuration: ServerConfiguration
   private let arguments: [String]
   private let socket: ListeningSocket?
+  /// Where the workers balance their accepts (``ServerConfiguration/acceptBalancing``), if they do;
+  /// passed to each worker as descriptor 4.
+  private let board: AcceptBoard?
   /// The exit watchers, awaited by `finish()`.
   private let watchers = Locked<[Task<Void, Never>]>([])
 
@@ -39,6 +42,7 @@ final class ProcessWorkerLauncher: WorkerLauncher {
     self.configuration = configuration
     self.arguments = arguments
     self.socket = socket
+    self.board = AcceptBoard.forServer(configuration, listening: socket != nil)
   }
 
   /// A worker process; remembers what the server sent it, to tell a requested end from a failure.
@@ -72,9 +76,11 @@ final class ProcessWorkerLauncher: WorkerLauncher {
 
   func launch(slot: Int, index: Int, events: AsyncStream<SupervisorEvent>.Continuation) async throws -> any WorkerHandle {
     let (child, readiness): (ChildProcess, ChildProcess.Readiness)
+    let (board, entry) = (board, board?.claim())
     do {
-      (child, readiness) = try await start(index: index)
+      (child, readiness) = try await start(index: index, boardEntry: entry)
     } catch {
+      if let entry { board?.release(entry) }
       throw ServerError(code: .workerLaunchFailed, message: "cannot start worker \(index): \(error)")
     }
     configuration.logger.debug("worker \(index) started as process \(child.pid)")
@@ -106,6 +112,7 @@ final class ProcessWorkerLauncher: WorkerLauncher {
         }
       }
       if case .failed(let failure) = outcome { logger.error("\(failure)") }
+      if let entry { board?.release(entry) }  // ended: no longer a peer, however it ended
       events.yield(.exited(slot: slot, outcome))
     }
     watchers.withLock { $0.append(watcher) }
@@ -114,19 +121,26 @@ final class ProcessWorkerLauncher: WorkerLauncher {
 
   /// Re-executes the program the server was started from as worker `index`: same command line,
   /// `argv[0]` the worker's title, the listening socket as descriptor 3, the stop signals blocked
-  /// (pending until the worker traps them), SIGKILL as parent-death signal, its own process group.
-  private func start(index: Int) async throws -> (ChildProcess, ChildProcess.Readiness) {
-    let listenFD: Int32 = 3
+  /// (pending until the worker traps them), SIGKILL as parent-death signal, its own process group;
+  /// with its entry on the accept board, the board as descriptor 4.
+  private func start(index: Int, boardEntry: Int?) async throws -> (ChildProcess, ChildProcess.Readiness) {
+    let (listenFD, boardFD): (Int32, Int32) = (3, 4)
+    var descriptors = socket.map { [listenFD: $0.fd] } ?? [:]
+    var balance: WorkerProcessRuntime.Launch.Balance?
+    if let board, let boardEntry {
+      descriptors[boardFD] = board.fd
+      balance = .init(fd: boardFD, entry: boardEntry)
+    }
     let launch = WorkerProcessRuntime.Launch(
       index: index, program: program, listenFD: socket == nil ? nil : listenFD, listenPort: socket?.port,
-      arguments: arguments)
+      balance: balance, arguments: arguments)
     let options = ChildProcess.Options(
       processGroup: .own, parentDeathSignal: SIGKILL,
       blockedSignals: configuration.stopSignals.map(\.rawValue), readinessTimeout: nil)
     return try await ChildProcess.reexecute(
       executable: executable, argv: [WorkerProcessRuntime.title(program: program, index: index)] + commandLine,
       target: .role(WorkerProcessRuntime.role), arguments: launch.encoded, environment: nil,
-      fileDescriptors: socket.map { [listenFD: $0.fd] } ?? [:], options: options)
+      fileDescriptors: descriptors, options: options)
   }
 
   func finish() async {

@@ -141,6 +141,11 @@ public struct ServerConfiguration: Sendable {
   /// The socket the main process binds (or takes from systemd, see
   /// ``ListenAddress/systemdSocket(named:)``) and shares with every worker. Default `nil` (none).
   public var listen: ListenAddress? = nil
+  /// How the workers share the connections of the listening socket. Default
+  /// ``AcceptBalancing/leastConnections``: each new connection goes to a worker with the fewest
+  /// open connections. ``AcceptBalancing/kernel`` lets whichever worker the kernel wakes first take
+  /// it (often one worker takes nearly all). See ``AcceptBalancing``.
+  public var acceptBalancing: AcceptBalancing = .leastConnections
   /// Whether the main process (and each worker process) traps ``stopSignals`` from the operating
   /// system. Set it to `false` when embedding the server in a process that handles its own signals
   /// (or in tests): the server then stops only through ``ServerMain/signal(_:)``. Default `true`.

@@ -20,6 +20,8 @@ final class ThreadWorkerLauncher: WorkerLauncher {
   private let arguments: [String]
   private let socket: ListeningSocket?
   private let bodies: WorkerBodies
+  /// Where the workers balance their accepts (``ServerConfiguration/acceptBalancing``), if they do.
+  private let board: AcceptBoard?
   /// The worker tasks, awaited by `finish()` unless abandoned: the owner of every task this
   /// launcher starts.
   private let tasks = Locked<[ObjectIdentifier: Task<Void, Never>]>([:])
@@ -32,6 +34,7 @@ final class ThreadWorkerLauncher: WorkerLauncher {
     self.arguments = arguments
     self.socket = socket
     self.bodies = bodies
+    self.board = AcceptBoard.forServer(configuration, listening: socket != nil)
   }
 
   /// Reports a worker's end exactly once: when its task ends, or when the server abandons it.
@@ -66,13 +69,18 @@ final class ThreadWorkerLauncher: WorkerLauncher {
     let core = WorkerCore(defaultSignal: configuration.defaultStopSignal, runToCompletion: configuration.runToCompletion) {
       events.yield(.ready(slot: slot))
     }
+    let (board, entry) = (board, board?.claim())
+    let balance = board.flatMap { board in entry.flatMap { AcceptBalance(board: board, entry: $0) } }
     let context = WorkerContext(
       processIndex: index, arguments: arguments, listeningSocket: socket?.duplicate(),
       listeningPort: socket?.port, mode: .threads, core: core,
-      logger: configuration.logger)
+      logger: configuration.logger, balance: balance)
     let body = bodies.body(index)
     let logger = configuration.logger
-    let exit = ExitReport { events.yield(.exited(slot: slot, $0)) }
+    let exit = ExitReport { outcome in
+      if let entry { board?.release(entry) }  // ended (or abandoned): no longer a peer
+      events.yield(.exited(slot: slot, outcome))
+    }
     let task = Task {
       let outcome: WorkerOutcome
       do {

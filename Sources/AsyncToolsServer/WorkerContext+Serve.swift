@@ -30,7 +30,8 @@ extension WorkerContext {
   ) async throws -> UnixSignal {
     let connections = try acceptedConnections()
     let acceptor = Task {
-      for await socket in connections { serve(socket, drain.open()) }
+      // The drain learns of each close; the accept balancing counts it.
+      for await socket in connections { serve(socket, drain.open { connections.connectionClosed() }) }
     }
     let signal = await stopSignal()
     connections.stopAccepting()

@@ -43,14 +43,19 @@ public struct WorkerContext: Sendable {
   /// Whether this worker is a process or a task in the main process.
   public let mode: ServerConfiguration.Mode
   let core: WorkerCore
+  /// This worker's entry on the server's accept board (``ServerConfiguration/acceptBalancing``),
+  /// or `nil`: its accepts are not balanced.
+  let balance: AcceptBalance?
   /// The server's logger (``ServerConfiguration/logger``).
   let logger: Logger
 
   init(
     processIndex: Int, arguments: [String], listeningSocket: CInt?, listeningPort: Int?,
-    mode: ServerConfiguration.Mode, core: WorkerCore, logger: Logger = Logger(label: "AsyncToolsServer")
+    mode: ServerConfiguration.Mode, core: WorkerCore, logger: Logger = Logger(label: "AsyncToolsServer"),
+    balance: AcceptBalance? = nil
   ) {
     self.logger = logger
+    self.balance = balance
     self.processIndex = processIndex
     self.arguments = arguments
     self.listeningSocket = listeningSocket

@@ -28,17 +28,29 @@ struct WorkerProcessRuntime: Sendable {
     /// The shared listening socket's descriptor and port in the worker, if any.
     var listenFD: CInt?
     var listenPort: Int?
+    /// The accept board's descriptor in the worker and the worker's entry on it, when the server
+    /// balances accepts (``ServerConfiguration/acceptBalancing``).
+    var balance: Balance?
     /// ``WorkerContext/arguments``.
     var arguments: [String]
 
-    /// `[index, program, fd or "", port or "", arguments…]`.
+    /// A worker's seat on the accept board.
+    struct Balance: Sendable, Hashable {
+      var fd: CInt
+      var entry: Int
+    }
+
+    /// `[index, program, fd or "", port or "", "board-fd:entry" or "", arguments…]`.
     var encoded: [String] {
-      [String(index), program, listenFD.map { String($0) } ?? "", listenPort.map { String($0) } ?? ""] + arguments
+      [
+        String(index), program, listenFD.map { String($0) } ?? "", listenPort.map { String($0) } ?? "",
+        balance.map { "\($0.fd):\($0.entry)" } ?? "",
+      ] + arguments
     }
 
     /// The launch, or `nil` if `fields` is not what ``encoded`` produces.
     init?(decoding fields: [String]) {
-      guard fields.count >= 4, let index = Int(fields[0]), index >= 0 else { return nil }
+      guard fields.count >= 5, let index = Int(fields[0]), index >= 0 else { return nil }
       self.index = index
       self.program = fields[1]
       if fields[2].isEmpty != fields[3].isEmpty { return nil }
@@ -48,14 +60,27 @@ struct WorkerProcessRuntime: Sendable {
         guard let fd = CInt(fields[2]), fd >= 0, let port = Int(fields[3]) else { return nil }
         (listenFD, listenPort) = (fd, port)
       }
-      arguments = Array(fields.dropFirst(4))
+      if fields[4].isEmpty {
+        balance = nil
+      } else {
+        let parts = fields[4].split(separator: ":")
+        guard parts.count == 2, let fd = CInt(parts[0]), fd >= 0, let entry = Int(parts[1]), entry >= 0 else {
+          return nil
+        }
+        balance = Balance(fd: fd, entry: entry)
+      }
+      arguments = Array(fields.dropFirst(5))
     }
 
-    init(index: Int, program: String, listenFD: CInt?, listenPort: Int?, arguments: [String]) {
+    init(
+      index: Int, program: String, listenFD: CInt?, listenPort: Int?, balance: Balance? = nil,
+      arguments: [String]
+    ) {
       self.index = index
       self.program = program
       self.listenFD = listenFD
       self.listenPort = listenPort
+      self.balance = balance
       self.arguments = arguments
     }
   }
@@ -127,9 +152,12 @@ struct WorkerProcessRuntime: Sendable {
     let forwarder = Task {
       for await signal in signals { core.requestStop(signal) }
     }
+    let balance = launch.balance.flatMap { balance in
+      AcceptBoard.adopt(balance.fd).flatMap { AcceptBalance(board: $0, entry: balance.entry) }
+    }
     let context = WorkerContext(
       processIndex: processIndex, arguments: launch.arguments, listeningSocket: launch.listenFD,
-      listeningPort: launch.listenPort, mode: .processes, core: core, logger: logger)
+      listeningPort: launch.listenPort, mode: .processes, core: core, logger: logger, balance: balance)
     let index = processIndex
     let status = Locked(ExitStatus.clean)
     let task = Task {

@@ -30,6 +30,7 @@ import AsyncToolsServer
 /// | `--on-worker-failure` | `stop` | `stop`, `ignore` or `restart` (`ServerConfiguration.WorkerFailurePolicy`) |
 /// | `--max-restarts`, `--restart-window` | 5, 60 | with `restart`: restarts allowed per window of that many seconds |
 /// | `--upgrade-timeout` | 60 | seconds a new main process started by SIGUSR2 gets until all its workers are ready |
+/// | `--accept-balancing` | `least-connections` | `least-connections` or `kernel` (`ServerConfiguration.AcceptBalancing`) |
 /// | `--systemd-socket`, `--socket-name` | off | take the listening socket from systemd instead of binding `--host`/`--port` |
 ///
 /// Durations are seconds: finite, more than 0, at most 1,000,000,000, and at least one nanosecond.
@@ -37,6 +38,11 @@ public struct ServerOptions: ParsableArguments, Sendable {
   /// Where workers run (`--mode`).
   public enum ModeArgument: String, ExpressibleByArgument, CaseIterable, Sendable {
     case processes, threads
+  }
+
+  /// How the workers share new connections (`--accept-balancing`).
+  public enum AcceptBalancingArgument: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case leastConnections = "least-connections", kernel
   }
 
   /// What a failing worker does to the server (`--on-worker-failure`).
@@ -73,6 +79,12 @@ public struct ServerOptions: ParsableArguments, Sendable {
     parsing: .unconditional,
     help: "Seconds a new main process started by USR2 gets until all its workers are ready (> 0, finite).")
   public var upgradeTimeout: Double = 60
+  @Option(
+    help: """
+      How workers share new connections: least-connections (the worker with the fewest open ones \
+      takes it) or kernel (whichever worker the kernel wakes first).
+      """)
+  public var acceptBalancing: AcceptBalancingArgument = .leastConnections
   @Flag(help: "Take the listening socket from systemd (socket activation) instead of binding --host/--port.")
   public var systemdSocket = false
   @Option(help: "With --systemd-socket: the name of the socket to take (FileDescriptorName=).")
@@ -135,8 +147,8 @@ public struct ServerOptions: ParsableArguments, Sendable {
   }
 
   /// The server configuration these flags ask for: mode, workers, listen address, wait, drain
-  /// (graceful shutdown) and upgrade timeouts, and the worker-failure policy; every other field keeps
-  /// its default.
+  /// (graceful shutdown) and upgrade timeouts, the worker-failure policy and the accept balancing;
+  /// every other field keeps its default.
   ///
   /// - Parameter defaultPort: The port without `--port`.
   /// - Throws: `ValidationError` naming the flag, for values ``validate()`` rejects (it has run already
@@ -150,6 +162,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
     // Requests in flight when a stop begins get this long to be answered; then their connections close.
     configuration.gracefulShutdownTimeout = try Self.duration(
       drainTimeout ?? Self.defaultDrainTimeout, flag: "--drain-timeout")
+    configuration.acceptBalancing = acceptBalancing == .kernel ? .kernel : .leastConnections
     switch onWorkerFailure {
     case .stop: configuration.onWorkerFailure = .stopServer
     case .ignore: configuration.onWorkerFailure = .ignore

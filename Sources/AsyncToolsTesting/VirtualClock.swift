@@ -1,5 +1,4 @@
 import AsyncTools
-import HeapModule
 import Synchronization
 
 /// A clock whose time moves only when you, or the ``withVirtualTime(startingAt:advancing:autojumpThreshold:deadlockTimeout:_:)``
@@ -52,52 +51,8 @@ public final class VirtualClock: Clock, Sendable {
       lhs.offset < rhs.offset
     }
 
-    /// The offset, e.g. `"+3.0 seconds"`.
-    public var description: String { "+\(offset)" }
-  }
-
-  /// Identifies one registered sleeper; the heap orders by deadline, then registration.
-  struct Key: Comparable {
-    var deadline: Duration
-    var id: UInt64
-
-    static func < (lhs: Key, rhs: Key) -> Bool {
-      (lhs.deadline, lhs.id) < (rhs.deadline, rhs.id)
-    }
-  }
-
-  /// A sleeper's life: allocated, then registered with its continuation, or cancelled first.
-  enum Entry {
-    case pending
-    case registered(UnsafeContinuation<Void, any Error>)
-    case cancelled
-    /// A job the runtime scheduled on the driver for a deadline (`Task.sleep`, a sleep on
-    /// `ContinuousClock`/`SuspendingClock`), as a bit pattern: it is enqueued when due.
-    case job(UInt)
-  }
-
-  /// What wakes when a deadline is reached.
-  enum Waker {
-    case continuation(UnsafeContinuation<Void, any Error>)
-    case job(UInt)
-  }
-
-  struct State {
-    var now: Duration
-    var nextID: UInt64 = 0
-    var heap = Heap<Key>()
-    /// Sleepers not yet woken, by id. A key in `heap` whose entry is gone was cancelled.
-    var entries: [UInt64: Entry] = [:]
-    /// Number of `.registered` entries.
-    var registeredCount = 0
-    /// Number of `.job` entries (runtime sleeps scheduled on the driver).
-    var jobCount = 0
-    /// Sleepers that are `advance(to:)` calls under a manual driver, with their targets.
-    var advancers: [UInt64: Duration] = [:]
-    /// Tasks waiting in `runUntilIdle()` under a driver.
-    var idleWaiters: [UnsafeContinuation<Void, Never>] = []
-    /// Set while a `withVirtualTime` driver owns this clock.
-    var driver: VirtualTimeDriver?
+    /// The offset, exactly (to the attosecond), e.g. `"+3.0 seconds"`.
+    public var description: String { offset.exactOffsetDescription }
   }
 
   let state: Locked<State>
@@ -122,8 +77,26 @@ public final class VirtualClock: Clock, Sendable {
   ///
   /// - Throws: `CancellationError` if the task is cancelled before or while sleeping; the sleeper
   ///   is then removed and never woken later.
-  public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
+  public nonisolated(nonsending) func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
     try await sleep(until: deadline.offset, advancing: false)
+  }
+
+  /// Suspends for `duration` of virtual time.
+  ///
+  /// The same as `sleep(until: now.advanced(by: duration))`, read and registered in one step. Like
+  /// ``sleep(until:tolerance:)`` it runs on the caller's executor (`nonisolated(nonsending)`), so
+  /// a sleep makes no executor switch of its own on the way in.
+  /// `tolerance` is ignored: a virtual sleeper wakes exactly at its deadline.
+  ///
+  /// - Throws: `CancellationError` if the task is cancelled before or while sleeping.
+  public nonisolated(nonsending) func sleep(for duration: Duration, tolerance: Duration? = nil) async throws {
+    try Task.checkCancellation()
+    let reserved = state.withLock { state -> (Ticket, Duration)? in
+      let deadline = state.now + duration
+      return state.reserve(until: deadline).map { ($0, deadline) }
+    }
+    guard let (ticket, deadline) = reserved else { return }
+    try await wait(ticket, until: deadline, advancing: false)
   }
 
   /// Moves time forward by `duration`, waking every sleeper due on the way in deadline order.
@@ -190,32 +163,18 @@ public final class VirtualClock: Clock, Sendable {
   /// How often a manual (driverless) advance yields after waking sleepers.
   static let manualYields = 64
 
-  func sleep(until deadline: Duration, advancing: Bool) async throws {
+  nonisolated(nonsending) func sleep(until deadline: Duration, advancing: Bool) async throws {
     try Task.checkCancellation()
-    let id: UInt64? = state.withLock { state in
-      if deadline <= state.now { return nil }
-      state.nextID &+= 1
-      state.entries[state.nextID] = .pending
-      return state.nextID
-    }
-    guard let id else { return }
+    guard let ticket = state.withLock({ $0.reserve(until: deadline) }) else { return }
+    try await wait(ticket, until: deadline, advancing: advancing)
+  }
+
+  /// Suspends until `ticket`'s sleeper, reserved for `deadline`, is woken (or cancelled).
+  @inline(__always)
+  private nonisolated(nonsending) func wait(_ ticket: Ticket, until deadline: Duration, advancing: Bool) async throws {
     try await withTaskCancellationHandler {
       try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-        let (outcome, driver): (RegisterOutcome, VirtualTimeDriver?) = state.withLock { state in
-          guard case .pending = state.entries[id] else {
-            state.entries[id] = nil
-            return (.cancelled, nil)
-          }
-          if deadline <= state.now {
-            state.entries[id] = nil
-            return (.alreadyDue, nil)
-          }
-          state.entries[id] = .registered(continuation)
-          state.registeredCount += 1
-          state.heap.insert(Key(deadline: deadline, id: id))
-          if advancing { state.advancers[id] = deadline }
-          return (.registered, state.driver)
-        }
+        let (outcome, driver) = state.withLock { $0.register(ticket, continuation, until: deadline, advancing: advancing) }
         switch outcome {
         case .registered: driver?.notify()
         case .alreadyDue: continuation.resume()
@@ -223,107 +182,7 @@ public final class VirtualClock: Clock, Sendable {
         }
       }
     } onCancel: {
-      let continuation = state.withLock { state -> UnsafeContinuation<Void, any Error>? in
-        switch state.entries[id] {
-        case .registered(let continuation):
-          state.entries[id] = nil
-          state.registeredCount -= 1
-          state.advancers[id] = nil
-          return continuation
-        case .pending:
-          state.entries[id] = .cancelled  // registration will see it and fail
-          return nil
-        case .cancelled, .job, nil:
-          return nil  // already woken or already cancelled
-        }
-      }
-      continuation?.resume(throwing: CancellationError())
+      state.withLock { $0.cancel(ticket) }?.resume(throwing: CancellationError())
     }
-  }
-
-  enum RegisterOutcome {
-    case registered, alreadyDue, cancelled
-  }
-}
-
-extension VirtualClock.State {
-  /// The earliest deadline of a live sleeper, dropping tombstones of cancelled ones on the way.
-  mutating func firstLiveDeadline() -> Duration? {
-    while let key = heap.min {
-      switch entries[key.id] {
-      case .registered, .job: return key.deadline
-      default: _ = heap.removeMin()
-      }
-    }
-    return nil
-  }
-
-  /// Removes every live sleeper whose deadline is exactly `deadline`, in registration order, and
-  /// returns what wakes them (to be resumed or enqueued outside the lock).
-  mutating func popAllLive(at deadline: Duration) -> [VirtualClock.Waker] {
-    var batch: [VirtualClock.Waker] = []
-    while let key = heap.min, key.deadline == deadline {
-      _ = heap.removeMin()
-      switch entries.removeValue(forKey: key.id) {
-      case .registered(let continuation):
-        registeredCount -= 1
-        advancers[key.id] = nil
-        batch.append(.continuation(continuation))
-      case .job(let job):
-        jobCount -= 1
-        batch.append(.job(job))
-      default:
-        break
-      }
-    }
-    return batch
-  }
-
-  /// Schedules a runtime job for `deadline` (at least now), after every sleeper already due then.
-  mutating func schedule(job: UInt, at deadline: Duration) {
-    nextID &+= 1
-    entries[nextID] = .job(job)
-    jobCount += 1
-    heap.insert(VirtualClock.Key(deadline: max(deadline, now), id: nextID))
-  }
-
-  /// What a driver does when nothing is runnable: wake idle waiters first, then jump to the
-  /// earliest deadline if the mode allows it. `nil` when there is nothing to do.
-  mutating func takeIdleWork(automatic: Bool) -> VirtualClock.IdleWork? {
-    if !idleWaiters.isEmpty {
-      defer { idleWaiters.removeAll() }
-      return .idle(idleWaiters)
-    }
-    guard let deadline = firstLiveDeadline() else { return nil }
-    if !automatic {
-      guard let limit = advancers.values.max(), deadline <= limit else { return nil }
-    }
-    now = max(now, deadline)
-    return .sleepers(popAllLive(at: deadline))
-  }
-
-  /// Detaches the clock from its driver and returns every sleeper still waiting.
-  mutating func detach() -> [VirtualClock.Waker] {
-    driver = nil
-    var all: [VirtualClock.Waker] = []
-    while let key = heap.popMin() {
-      switch entries.removeValue(forKey: key.id) {
-      case .registered(let continuation): all.append(.continuation(continuation))
-      case .job(let job): all.append(.job(job))
-      default: break
-      }
-    }
-    registeredCount = 0
-    jobCount = 0
-    advancers = [:]
-    return all
-  }
-}
-
-extension VirtualClock {
-  /// Work a driver found for an idle moment.
-  enum IdleWork {
-    case idle([UnsafeContinuation<Void, Never>])
-    case sleepers([Waker])
   }
 }

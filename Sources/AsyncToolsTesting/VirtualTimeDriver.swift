@@ -75,14 +75,17 @@ struct DeadlockSnapshot: Sendable {
 /// idle work: idle waiters first, then a jump to the earliest deadline.
 final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   // @unchecked Sendable: all mutable state is inside `state` (a `Locked`, i.e. a Mutex); `wakeup` is a POSIX
-  // semaphore, itself thread-safe; `jobStarted` is read and written only on the driver thread (see
-  // `onDriverThread`); the remaining stored properties are immutable.
+  // semaphore, itself thread-safe; `jobStarted`, `batch`, `runningJob` and `selfHop` are read and written only on
+  // the driver thread (see `onDriverThread`); the remaining stored properties are immutable.
 
   struct State {
-    /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`).
+    /// Jobs to run, first in first out, as bit patterns (`UnownedJob` is not `Sendable`) with
+    /// the `JobTag` bits set (jobs are aligned to 16 bytes, so the low bits are free).
     var ready = Deque<UInt>()
-    /// Jobs (tasks) this driver has run: a foreign-thread enqueue of one of them is a wake-up of a
-    /// task in this scope (a continuation resumed by Dispatch, a signal handler, …) and stays here.
+    /// Jobs (tasks) that reached this driver through the global-enqueue hook and ran here: a
+    /// foreign-thread enqueue of one of them is a wake-up of a task in this scope (a continuation
+    /// resumed by Dispatch, a signal handler, …) and stays here. (Tasks that prefer the driver
+    /// come back to it by themselves, through `enqueue(_:)`: they are not recorded.)
     var ours = Set<UInt>()
     /// The driver thread is (about to be) blocked on `wakeup`.
     var sleeping = false
@@ -107,8 +110,32 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   let automatic: Bool
   let autojumpThreshold: Duration
   let deadlockTimeout: Duration
-  /// When the job running on the driver thread started (real time). Driver thread only.
+  /// When the job running on the driver thread started (real time), or an earlier instant (not
+  /// read again for a timer's wake-up job, which never sleeps). Driver thread only.
   var jobStarted = ContinuousClock.now
+  /// The jobs taken from `state.ready`, to run in order. Driver thread only.
+  var batch = Deque<UInt>()
+  /// The job running on the driver thread (0 between jobs). Driver thread only.
+  var runningJob: UInt = 0
+  /// The running task's hop, and when the job that made it started. Driver thread only.
+  ///
+  /// A task without the driver as its executor preference (`Task {}`, `Task.detached {}`) that
+  /// runs on the driver enqueues itself again at a hop (`swift_task_switch` sees a task executor
+  /// on the thread that the task does not prefer), typically between reading the clock and
+  /// sleeping in `Clock.sleep(for:)`. The hop runs next, ahead of the queue, as if the task had
+  /// continued inline — it made no suspension a program can observe — and the conversion of its
+  /// runtime sleep is bounded by the earlier job's start, so it stays exact.
+  var selfHop: (job: UInt, windowStart: ContinuousClock.Instant)?
+
+  /// Bits a job's key carries in the ready queue.
+  enum JobTag {
+    /// The job came through the global-enqueue hook: remember its task as this scope's.
+    static let fromHook: UInt = 1
+    /// The job is the wake-up of a runtime sleep (the runtime's sleep task, which only resumes
+    /// the sleeper): its run needs no clock reading.
+    static let timer: UInt = 2
+    static let all: UInt = 3
+  }
 
   init(clock: VirtualClock, automatic: Bool, autojumpThreshold: Duration, deadlockTimeout: Duration) {
     self.clock = clock
@@ -133,12 +160,16 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   func enqueue(_ job: UnownedJob, original: EnqueueOriginal) {
     let onOwnThread = asynctools_thread_marker_get() == marker
     let key = unsafeBitCast(job, to: UInt.self)
+    if onOwnThread && key == runningJob {
+      continueHop(key)
+      return
+    }
     let originalBits = unsafeBitCast(original, to: UInt.self)
     let (keep, wake) = state.withLock { state -> (Bool, Bool) in
       state.original = originalBits
       guard !state.finished, onOwnThread || state.ours.contains(key) else { return (false, false) }
       if !onOwnThread { state.foreignWakeups += 1 }
-      state.ready.append(key)
+      state.ready.append(key | JobTag.fromHook)
       let wake = state.sleeping
       state.sleeping = false
       return (true, wake)
@@ -159,6 +190,10 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     let unowned = UnownedJob(job)
     let key = unsafeBitCast(unowned, to: UInt.self)
     let foreign = !onDriverThread
+    if !foreign && key == runningJob {
+      continueHop(key)
+      return
+    }
     let (keep, wake) = state.withLock { state -> (Bool, Bool) in
       guard !state.finished else { return (false, false) }
       if foreign { state.foreignWakeups += 1 }
@@ -173,6 +208,12 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     } else if wake {
       sem_post(wakeup)
     }
+  }
+
+  /// Puts the running task's hop at the front of the batch (see `selfHop`). Driver thread only.
+  private func continueHop(_ job: UInt) {
+    selfHop = (job, jobStarted)
+    batch.prepend(job)
   }
 
   /// Schedules `job` (the wake-up of a runtime sleep) `delay` of virtual time from now.
@@ -194,30 +235,62 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
   /// whose deadline is `measured` of real time from now; `measured` was computed from a real `now`
   /// reading.
   ///
-  /// `Clock.sleep(for:)` reads `now` and schedules the sleep within the same job, so the requested
-  /// duration is `measured` plus the real time between the reading and this call: a fraction of a
-  /// microsecond, never more than the time since the job started. The delay is the roundest
-  /// duration that fits: the first multiple of 1 s, 100 ms, … 1 µs at or above `measured` that is
-  /// less than a tenth of that unit (but at least 1 µs, and no more than the job's run time) above
-  /// it. So `Task.sleep(for: .seconds(3600))` is exactly one hour, and a duration that is a
-  /// multiple of 10 µs is exact unless the thread stalled (was preempted) for a tenth of its unit
-  /// or more between the task's clock reading and its sleep — 100 ms for whole seconds, 1 ms for
-  /// multiples of 10 ms; a longer stall can shift the sleep by up to the stall. Without a round
-  /// duration in reach, the sleep lasts until the latest deadline the reading allows.
+  /// `Clock.sleep(for:)` reads `now` and schedules the sleep within the same job (or, for a task
+  /// that hops first, in the job that continues it at once: see `selfHop`), so the requested
+  /// duration lies between `measured` (the reading was just now) and `measured` plus the time
+  /// since the job started (the reading was at its start). Without a stall the two differ by a
+  /// fraction of a microsecond. The delay is the roundest duration in reach: for 1 s, 100 ms, …
+  /// 1 µs in turn, a multiple of that unit less than a tenth of it (but at least 1 µs, and no
+  /// more than the job's run time or 500 µs) above the low end, or below the high end (if both
+  /// ends have one, the one closer to its end relative to its unit). So
+  /// `Task.sleep(for: .seconds(3600))` is exactly one hour, and a multiple of 10 µs is exact even
+  /// when the thread stalled (was preempted) between the task's clock reading and its sleep: the
+  /// reading then lies just after the job's start (a stall after it) or just before the sleep (a
+  /// stall before it), and each end is tried. It can be off only when the requested duration is
+  /// itself within a stall of a rounder one (999 ms with a stall of 2 ms becomes 1 s). Without a
+  /// round duration in reach, the sleep lasts until the latest deadline the reading allows.
   func virtualDelay(measured: Duration) -> Duration {
     if measured <= .zero { return .zero }
     let ran = onDriverThread ? ContinuousClock.now - jobStarted : .microseconds(100)
     guard let low = nanoseconds(measured, roundingUp: true), let ranNanos = nanoseconds(ran, roundingUp: true) else {
       return measured
     }
-    var unit: Int64 = 1_000_000_000
-    while unit >= 1_000 {
-      let candidate = (low + unit - 1) / unit * unit
-      if candidate - low < min(ranNanos + 1, max(unit / 10, 1_000)) { return .nanoseconds(candidate) }
-      unit /= 10
+    let high = low + ranNanos
+    // The roundest duration in reach of each end, searched coarsest unit first.
+    func roundest(fromLow: Bool) -> (value: Int64, distance: Int64, unit: Int64)? {
+      var unit: Int64 = 1_000_000_000
+      while unit >= 1_000 {
+        // The reading is within the job's own work of its end: a fraction of a microsecond, tens
+        // of microseconds under a sanitizer; never a stall's length (a stall is not work).
+        let tolerance = min(ranNanos + 1, max(unit / 10, 1_000), 500_000)
+        if fromLow {
+          let above = (low + unit - 1) / unit * unit
+          if above - low < tolerance { return (above, above - low, unit) }
+        } else {
+          let below = high / unit * unit
+          if below >= low && high - below < tolerance { return (below, high - below, unit) }
+        }
+        unit /= 10
+      }
+      return nil
+    }
+    // Without a stall (the job ran for less than the work tolerance) the ends are a fraction of a
+    // microsecond apart: the low end alone decides, as it always did.
+    let stalled = ranNanos > 500_000
+    switch (roundest(fromLow: true), stalled ? roundest(fromLow: false) : nil) {
+    case (let fromLow?, let fromHigh?):
+      // Both ends in reach (they differ only after a stall): the reading sits at one of them, and
+      // a candidate that only a stall's length reaches is a coincidence, close to its end only
+      // relative to a coarse unit. The smaller distance relative to its unit wins.
+      let lowWins = fromLow.distance * fromHigh.unit <= fromHigh.distance * fromLow.unit
+      return .nanoseconds(lowWins ? fromLow.value : fromHigh.value)
+    case (let only?, nil), (nil, let only?):
+      return .nanoseconds(only.value)
+    case (nil, nil):
+      break
     }
     // Never early: the latest the reading can have been is when the job started.
-    return .nanoseconds(low + ranNanos)
+    return .nanoseconds(high)
   }
 
   /// `duration` in whole nanoseconds, or nil if negative or beyond about 290 years.
@@ -270,15 +343,23 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     defer { asynctools_thread_marker_set(nil) }
     var deadlock: DeadlockSnapshot?
     // Jobs are taken from the shared queue a whole batch per lock, then run in order; jobs they
-    // enqueue join the shared queue and form the next batch, so the order is first in, first out.
-    var batch = Deque<UInt>()
+    // enqueue join the shared queue and form the next batch, so the order is first in, first out
+    // (a running task's own hop aside, which continues it at once: see `selfHop`).
     loop: while true {
-      if batch.isEmpty { takeReadyJobs(into: &batch) }
-      if let key = batch.popFirst() {
-        jobStarted = .now
+      if batch.isEmpty { takeReadyJobs() }
+      if let tagged = batch.popFirst() {
+        let job = tagged & ~JobTag.all
+        if let hop = selfHop, hop.job == job {
+          jobStarted = hop.windowStart
+          selfHop = nil
+        } else if tagged & JobTag.timer == 0 {
+          jobStarted = .now
+        }
+        runningJob = job
         // On this executor as a task executor: tasks that prefer it stay, and runtime sleeps and
         // yields of the job reach `enqueue(_:at:…)` / `enqueue(_:)`.
-        unsafeBitCast(key, to: UnownedJob.self).runSynchronously(on: taskExecutor)
+        unsafeBitCast(job, to: UnownedJob.self).runSynchronously(on: taskExecutor)
+        runningJob = 0
         continue
       }
       if state.withLock({ $0.bodyDone }) { break }
@@ -291,7 +372,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
         for sleeper in sleepers {
           switch sleeper {
           case .continuation(let continuation): continuation.resume()
-          case .job(let job): state.withLock { $0.ready.append(job) }
+          case .job(let job): state.withLock { $0.ready.append(job | JobTag.timer) }
           }
         }
         continue loop
@@ -311,11 +392,12 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
     finish(deadlock: deadlock)
   }
 
-  /// Moves every ready job into `batch` (which is empty) and records them as this scope's.
-  private func takeReadyJobs(into batch: inout Deque<UInt>) {
+  /// Moves every ready job into `batch` (which is empty) and records those that came through the
+  /// hook as this scope's.
+  private func takeReadyJobs() {
     state.withLock { state in
       guard !state.ready.isEmpty else { return }
-      for key in state.ready { state.ours.insert(key) }
+      for key in state.ready where key & JobTag.fromHook != 0 { state.ours.insert(key & ~JobTag.all) }
       swap(&batch, &state.ready)
     }
   }
@@ -366,7 +448,7 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
       defer { state.ready.removeAll() }
       // Not `Array(state.ready)` when empty: see `TaskScopeCore` (a benign write to the shared
       // empty-array storage that ThreadSanitizer reports).
-      return (state.ready.isEmpty ? [] : Array(state.ready), state.original)
+      return (state.ready.isEmpty ? [] : state.ready.map { $0 & ~JobTag.all }, state.original)
     }
     // Jobs of tasks the body left behind run on, in real time, on the runtime's executor.
     if originalBits != 0 {
@@ -414,8 +496,15 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
       _ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C
     ) {
       let unowned = UnownedJob(job)
-      if let virtual = clock as? VirtualClock, let deadline = instant as? VirtualClock.Instant {
-        _ = virtual
+      // The runtime's own clocks first, by type identity: a dynamic cast per sleep was a
+      // measurable part of a runtime sleep's cost.
+      if C.self == ContinuousClock.self {
+        let deadline = unsafeBitCast(instant, to: ContinuousClock.Instant.self)
+        schedule(unowned, after: virtualDelay(measured: ContinuousClock.now.duration(to: deadline)))
+      } else if C.self == SuspendingClock.self {
+        let deadline = unsafeBitCast(instant, to: SuspendingClock.Instant.self)
+        schedule(unowned, after: virtualDelay(measured: SuspendingClock.now.duration(to: deadline)))
+      } else if let deadline = instant as? VirtualClock.Instant {
         schedule(unowned, after: deadline.offset - self.clock.now.offset)
       } else {
         let measured = (clock.now.duration(to: instant) as? Duration) ?? .zero

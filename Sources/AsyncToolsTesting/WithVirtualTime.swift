@@ -67,12 +67,12 @@ public struct VirtualTimeError: Error, Hashable, Sendable, CustomStringConvertib
 ///   `PersistentTaskGroup.close(timeout:)`): exact, `now` included;
 /// - on Swift 6.3+ (Linux), runtime sleeps — `Task.sleep` in all forms, `ContinuousClock` and
 ///   `SuspendingClock` sleeps — which the driver receives as a scheduling executor and converts
-///   from their real deadline to the roundest duration in reach (exact for multiples of 10 µs
-///   unless the driver thread is preempted between the task's clock reading and its sleep; see
-///   the testing guide).
+///   from their real deadline to the roundest duration in reach (exact for multiples of 10 µs,
+///   on a loaded machine and in unstructured tasks too; see the testing guide).
 ///
-/// What escapes (runs in real time, on its own threads): a top-level `Task.immediate` after its
-/// first suspension, `@MainActor` code, actors with a custom executor (SwiftNIO event loops,
+/// What escapes (runs in real time, on its own threads): a top-level `Task.immediate` whose first
+/// suspension is a runtime sleep or a yield (one that first sleeps on the scope's clock stays),
+/// `@MainActor` code, actors with a custom executor (SwiftNIO event loops,
 /// Dispatch queues), tasks with another executor preference, Dispatch, threads and blocking calls,
 /// and every read of `ContinuousClock.now`. With the default `autojumpThreshold` of zero, time
 /// jumps even while such outside work is in flight (aiotools does the same); give a threshold to
@@ -242,7 +242,7 @@ package final class AsyncFIFOLock: Sendable {
 
 /// The sentence a deadlock error carries: what the driver saw, and what usually causes it.
 func deadlockMessage(_ seen: DeadlockSnapshot, manual: Bool, timeout: Duration) -> String {
-  var message = "the body was stuck at virtual time +\(seen.now): for \(timeout) of real time no task of the scope "
+  var message = "the body was stuck at virtual time \(seen.now.exactOffsetDescription): for \(timeout) of real time no task of the scope "
     + "could run and nothing arrived from outside. Seen: \(seen.sleepers) task(s) sleeping on the VirtualClock, "
     + "\(seen.runtimeTimers) runtime sleep(s) scheduled in virtual time, \(seen.foreignWakeups) wake-up(s) from "
     + "other threads during the scope. "
@@ -250,8 +250,8 @@ func deadlockMessage(_ seen: DeadlockSnapshot, manual: Bool, timeout: Duration) 
     message += "Manual mode: the sleepers wait for time that nobody advances (call advance(by:)/advance(to:)). "
   } else {
     message += "No virtual timer is pending, so the body waits for something outside virtual time: "
-      + "a task sleeping on a real clock that the scope cannot see (a top-level Task.immediate, a task with "
-      + "another executor preference, @MainActor code, an actor with its own executor), real I/O, Dispatch "
+      + "a task sleeping on a real clock that the scope cannot see (a top-level Task.immediate whose first "
+      + "suspension was a Task.sleep or Task.yield, a task with another executor preference, @MainActor code, an actor with its own executor), real I/O, Dispatch "
       + "or a thread, or a continuation nobody resumes. A real wait longer than deadlockTimeout ends here: "
       + "pass a larger deadlockTimeout, or let that code sleep on the scope's clock (DefaultClock())."
   }

@@ -302,3 +302,25 @@ static _Thread_local void *asynctools_thread_marker = NULL;
 void *asynctools_thread_marker_get(void) { return asynctools_thread_marker; }
 
 void asynctools_thread_marker_set(void *marker) { asynctools_thread_marker = marker; }
+
+int asynctools_memfd_create(const char *name) {
+#if defined(__linux__)
+  return (int)syscall(SYS_memfd_create, name, 1U /* MFD_CLOEXEC */);
+#else
+  (void)name;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+int64_t asynctools_shared_load(const int64_t *address) { return __atomic_load_n(address, __ATOMIC_SEQ_CST); }
+
+void asynctools_shared_store(int64_t *address, int64_t value) { __atomic_store_n(address, value, __ATOMIC_SEQ_CST); }
+
+int64_t asynctools_shared_add(int64_t *address, int64_t delta) {
+  return __atomic_add_fetch(address, delta, __ATOMIC_SEQ_CST);
+}
+
+bool asynctools_shared_compare_exchange(int64_t *address, int64_t expected, int64_t desired) {
+  return __atomic_compare_exchange_n(address, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}

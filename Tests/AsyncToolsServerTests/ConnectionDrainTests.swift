@@ -108,6 +108,24 @@ struct ConnectionDrainTests {
     await drain.drain()
     #expect(drain.openCount == 0)
   }
+
+  @Test func aRequestEndingWhileTheDrainBeginsStillClosesItsConnection() async throws {
+    // A request's start and end skip the drain's lock until it drains: the end racing the drain's
+    // start must be seen by one of the two, or the drain would wait forever for a connection that
+    // nobody closes.
+    try await withWatchdog {
+      for _ in 0..<300 {
+        let drain = ConnectionDrain(firstRequestGrace: .seconds(3600))
+        let connection = drain.open()
+        connection.setCloseHandler { connection.closed() }
+        connection.requestStarted()
+        async let ended: Void = onThread { connection.requestFinished() }
+        await drain.drain()
+        await ended
+        #expect(drain.openCount == 0)
+      }
+    }
+  }
 }
 
 /// The accept loop's input checks and its end when the socket stops listening.

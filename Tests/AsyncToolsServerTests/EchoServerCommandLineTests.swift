@@ -33,6 +33,10 @@ struct EchoServerCommandLineTests {
     (["--port", "-1"], "--port must be in 0...65535, got -1"),
     (["--port", "65536"], "--port must be in 0...65535, got 65536"),
     (["--on-worker-failure", "crash"], "The value 'crash' is invalid for '--on-worker-failure <on-worker-failure>'"),
+    (
+      ["--accept-balancing", "round-robin"],
+      "The value 'round-robin' is invalid for '--accept-balancing <accept-balancing>'"
+    ),
     (["--max-restarts", "0"], "--max-restarts must be at least 1, got 0"),
     (["--restart-window", "-inf"], "--restart-window must be a finite number of seconds, got -inf"),
     (["--upgrade-timeout", "0"], "--upgrade-timeout must be more than 0 seconds, got 0.0"),

@@ -32,13 +32,14 @@ struct ServerOptionsTests {
     #expect(configuration.gracefulShutdownTimeout == .seconds(5))
     #expect(configuration.onWorkerFailure == .stopServer)
     #expect(configuration.upgradeTimeout == .seconds(60))
+    #expect(configuration.acceptBalancing == .leastConnections)
   }
 
   @Test func everyFlagReachesItsField() throws {
     let configuration = try configuration([
       "--host", "::1", "--port", "0", "--workers", "4", "--mode", "threads", "--wait-timeout", "2.5",
       "--drain-timeout", "0.5", "--on-worker-failure", "restart", "--max-restarts", "3", "--restart-window", "30",
-      "--upgrade-timeout", "90",
+      "--upgrade-timeout", "90", "--accept-balancing", "kernel",
     ])
     #expect(configuration.mode == .threads)
     #expect(configuration.numWorkers == 4)
@@ -47,6 +48,7 @@ struct ServerOptionsTests {
     #expect(configuration.gracefulShutdownTimeout == .milliseconds(500))
     #expect(configuration.onWorkerFailure == .restart(maxRestarts: 3, within: .seconds(30)))
     #expect(configuration.upgradeTimeout == .seconds(90))
+    #expect(configuration.acceptBalancing == .kernel)
     #expect(try self.configuration(["--on-worker-failure", "ignore"]).onWorkerFailure == .ignore)
   }
 

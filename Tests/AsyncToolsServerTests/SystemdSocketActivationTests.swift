@@ -101,17 +101,7 @@ struct SystemdSocketActivationTests {
   /// the next start of the service, so a stop must never `shutdown` it). A descriptor that is not
   /// listening is refused before any worker starts.
   @Test func inheritedDescriptorIsAdoptedAndChecked() async throws {
-    let listening = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(listening, $0, length) == 0 && listen(listening, 8) == 0 && getsockname(listening, $0, &length) == 0
-      }
-    }
-    try #require(bound)
+    let (listening, boundPort) = try #require(listenOnLoopback())
     let passer = dup(listening)  // what systemd keeps
     defer { close(passer) }
     var configuration = threadsConfiguration(workers: 1)
@@ -123,7 +113,7 @@ struct SystemdSocketActivationTests {
       return try await server.runWorkers()
     }
     #expect(exit == .completed)
-    #expect(port.withLock { $0 } == Int(UInt16(bigEndian: address.sin_port)))
+    #expect(port.withLock { $0 } == boundPort)
     #expect(throws: Never.self, "the passed socket must still listen after the server ended") {
       try SystemdListenDescriptors.requireListeningStream(passer, described: "the passed socket")
     }

@@ -13,6 +13,8 @@ struct WorkerLaunchTests {
     for launch in [
       Launch(index: 0, program: "echo-server", listenFD: 3, listenPort: 8888, arguments: arguments),
       Launch(index: 12, program: "a b", listenFD: nil, listenPort: nil, arguments: arguments),
+      Launch(
+        index: 1, program: "p", listenFD: 3, listenPort: 80, balance: .init(fd: 4, entry: 17), arguments: arguments),
     ] {
       #expect(Launch(decoding: launch.encoded) == launch)
     }
@@ -20,7 +22,8 @@ struct WorkerLaunchTests {
 
   @Test(arguments: [
     [], ["0", "p", "3"], ["x", "p", "", ""], ["-1", "p", "", ""], ["0", "p", "3", ""], ["0", "p", "", "80"],
-    ["0", "p", "fd", "80"], ["0", "p", "-3", "80"],
+    ["0", "p", "fd", "80"], ["0", "p", "-3", "80"], ["0", "p", "3", "80"], ["0", "p", "3", "80", "4"],
+    ["0", "p", "3", "80", "4:"], ["0", "p", "3", "80", "x:1"], ["0", "p", "3", "80", "4:-1"],
   ])
   func aMalformedLaunchIsRejected(fields: [String]) {
     #expect(Launch(decoding: fields) == nil)

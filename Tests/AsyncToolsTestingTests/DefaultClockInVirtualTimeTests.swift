@@ -44,6 +44,31 @@ private struct Boom: Error {}
       ])
   }
 
+  @Test func instantsAndTimeoutsPrintExactly() async throws {
+    // `Duration`'s own description goes through `Double`: it prints 3611 s as
+    // "3611.0000000000005 seconds". The instants themselves were exact; now their text is too.
+    let error = try await withVirtualTime { clock -> TimeoutError? in
+      try await clock.sleep(for: .seconds(3600))
+      do {
+        try await withTimeout(.seconds(11)) { try await Task.sleep(for: .seconds(60)) }
+        return nil
+      } catch let error as TimeoutError {
+        return error
+      }
+    }
+    let deadline = try #require(error?.deadline as? DefaultClock.Instant)
+    #expect(deadline.offset == .seconds(3611))
+    #expect(deadline.description == "+3611.0 seconds")
+    #expect(error?.description == "timed out after 11.0 seconds (deadline +3611.0 seconds)")
+    #expect(VirtualClock.Instant(offset: .seconds(3601)).description == "+3601.0 seconds")
+    #expect(VirtualClock.Instant(offset: .milliseconds(3601_500)).description == "+3601.5 seconds")
+    #expect(VirtualClock.Instant(offset: Duration(attoseconds: 1)).description == "+0.000000000000000001 seconds")
+    #expect(VirtualClock.Instant(offset: .milliseconds(-1500)).description == "-1.5 seconds")
+    #expect(VirtualClock.Instant(offset: .zero).description == "+0.0 seconds")
+    let late = DefaultClock.Instant(offset: .seconds(1_700_000_000) + .nanoseconds(1))
+    #expect(late.description == "+1700000000.000000001 seconds")
+  }
+
   @Test func taskScopeTimeoutOnTheDefaultClock() async throws {
     let end = try await withVirtualTime { clock in
       await #expect(throws: TimeoutError.self) {

@@ -57,6 +57,36 @@ import Testing
     #expect(error?.message.contains("Task.immediate") == true)
   }
 
+  @Test func topLevelImmediateTaskStaysOnlyIfItFirstSuspendsOnAVirtualClock() async throws {
+    // A top-level `Task.immediate` starts inline on the driver with no task executor: a runtime
+    // sleep or yield there goes to the runtime's default executor (real time). But a task whose
+    // first suspension is on the scope's clock is woken by the driver, on its thread, so the
+    // driver keeps it from then on, runtime sleeps included.
+    let (virtualFirst, runtimeFirst) = try await withVirtualTime { clock in
+      let virtualFirst = Task.immediate {
+        try await clock.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(3600))
+        return clock.now.offset
+      }
+      let runtimeFirst = Task.immediate {
+        let start = ContinuousClock.now
+        try await Task.sleep(for: .milliseconds(20))  // real: the scope does not see it
+        return ContinuousClock.now - start
+      }
+      let yieldFirst = Task.immediate {
+        await Task.yield()  // to the runtime's default executor: the task leaves the driver here
+        let start = ContinuousClock.now
+        try await Task.sleep(for: .milliseconds(20))
+        return ContinuousClock.now - start
+      }
+      return (try await virtualFirst.value, [try await runtimeFirst.value, try await yieldFirst.value])
+    }
+    #expect(virtualFirst == .seconds(3601))
+    for real in runtimeFirst {
+      #expect(real >= .milliseconds(20), "a virtual sleep would have taken no real time")
+    }
+  }
+
   @Test func manualModeDeadlockNamesTheWaitingSleepers() async throws {
     let error = await #expect(throws: VirtualTimeError.self) {
       try await withVirtualTime(advancing: .manual, deadlockTimeout: .milliseconds(100)) { clock in

@@ -3,14 +3,17 @@
 // the library's drain and accept loop alone.
 //
 //     AsyncToolsTestChild serve [--threads] [--workers N] [--graceful-timeout-ms N]
-//         [--wait-timeout-ms N] [--reply-delay-ms N] [--nofile N] [--ignore-cancel]
+//         [--wait-timeout-ms N] [--reply-delay-ms N] [--nofile N] [--ignore-cancel] [--tag]
+//         [--ignore-failed] [--kernel-balancing]
 //
 // Each connection echoes what it reads, after `--reply-delay-ms` (each read is one request: the
 // worker prints `request <bytes>` when it starts one). Each worker prints `worker <index> pid
 // <pid>`, and `worker <index> drained by <signal>` when `serveConnections` returns. The main
 // process prints `listening <port>` and `server exit <code> <description>`. `--nofile N` lowers
 // RLIMIT_NOFILE in every process first. `--ignore-cancel` (threads mode): the worker body, once
-// stopped, ignores cancellation forever.
+// stopped, ignores cancellation forever. `--tag`: each reply starts with `<worker index>:`, so a
+// client knows which worker serves it. `--ignore-failed`: a failed (killed) worker leaves the others running.
+// `--kernel-balancing`: ServerConfiguration.acceptBalancing `.kernel`.
 import AsyncTools
 import AsyncToolsServer
 
@@ -33,6 +36,9 @@ func runServeScenarioIfRequested() async {
   if let milliseconds = option("--graceful-timeout-ms") {
     configuration.gracefulShutdownTimeout = .milliseconds(milliseconds)
   }
+  if arguments.contains("--ignore-failed") { configuration.onWorkerFailure = .ignore }
+  if arguments.contains("--kernel-balancing") { configuration.acceptBalancing = .kernel }
+  let tagged = arguments.contains("--tag")
   let delay = option("--reply-delay-ms") ?? 0
   let ignoreCancel = arguments.contains("--ignore-cancel")
   do {
@@ -43,7 +49,8 @@ func runServeScenarioIfRequested() async {
         while true { try? await Task.sleep(for: .seconds(1)) }
       }
       let signal = try await context.serveConnections { socket, connection in
-        EchoConnection(socket: socket, connection: connection, delay: delay).start()
+        let tag = tagged ? Array("\(context.processIndex):".utf8) : []
+        EchoConnection(socket: socket, connection: connection, delay: delay, tag: tag).start()
       }
       say("worker \(context.processIndex) drained by \(signal)")
     } main: { server in
@@ -63,13 +70,16 @@ private final class EchoConnection: Sendable {
   let socket: CInt
   let connection: ConnectionDrain.Connection
   let delay: Int
+  /// What each reply starts with.
+  let tag: [UInt8]
   /// Whether `socket` is still open: the drain's close handler must not shut down a reused number.
   private let open = Locked(true)
 
-  init(socket: CInt, connection: ConnectionDrain.Connection, delay: Int) {
+  init(socket: CInt, connection: ConnectionDrain.Connection, delay: Int, tag: [UInt8]) {
     self.socket = socket
     self.connection = connection
     self.delay = delay
+    self.tag = tag
   }
 
   func start() {
@@ -100,7 +110,12 @@ private final class EchoConnection: Sendable {
       connection.requestStarted()
       say("request \(count)")
       if delay > 0 { usleep(useconds_t(delay * 1000)) }
-      _ = write(socket, buffer, count)
+      if tag.isEmpty {
+        _ = write(socket, buffer, count)
+      } else {
+        let reply = tag + buffer[0..<count]
+        _ = write(socket, reply, reply.count)
+      }
       connection.requestFinished()
     }
     finish()

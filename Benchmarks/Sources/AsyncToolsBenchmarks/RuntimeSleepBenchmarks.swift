@@ -3,8 +3,8 @@ import AsyncToolsTesting
 /// Plain `Task.sleep` inside `withVirtualTime` (issue #13: 1,000,000 runtime sleeps under 1 s, like
 /// `VirtualClock` sleeps), with the `Task.yield()` floor measured inside the same scope.
 /// `inexact_tasks` counts tasks whose final virtual time was not exact: runtime sleeps are
-/// converted from real deadlines, so a thread preempted between reading the clock and sleeping
-/// can shift one (see the testing guide).
+/// converted from real deadlines (exact for round durations even when the driver thread is
+/// preempted between a task's clock reading and its sleep; see the testing guide).
 let runtimeSleepBenchmarks: [Benchmark] = [
   Benchmark(group: "virtual-sleeps", variant: "task-sleep", operations: 1_000_000, quickOperations: 100_000) {
     operations in

@@ -6,7 +6,8 @@ import Foundation
 /// this process and its reaped children), wall time and extra figures as one JSON line. For profiling a workload
 /// (`valgrind --tool=callgrind run-workload timers-1000x10ms/asynctools 20`) and for quick repeated CPU readings.
 ///
-/// usage: run-workload GROUP/VARIANT [OPERATIONS]   (default: the workload's quick size)
+/// usage: run-workload GROUP/VARIANT [OPERATIONS] [REPEATS]   (defaults: the workload's quick size, 1 repeat;
+/// one JSON line per repeat, so `perf record -g run-workload virtual-sleeps/task-sleep 1000000 3` works too)
 @main
 enum RunWorkload {
   static func main() async throws {
@@ -14,7 +15,7 @@ enum RunWorkload {
     await ChildProcess.bootstrap()
     let arguments = CommandLine.arguments.dropFirst()
     guard let name = arguments.first else {
-      FileHandle.standardError.write(Data("usage: run-workload GROUP/VARIANT [OPERATIONS]\n".utf8))
+      FileHandle.standardError.write(Data("usage: run-workload GROUP/VARIANT [OPERATIONS] [REPEATS]\n".utf8))
       exit(64)
     }
     guard let workload = allBenchmarks.first(where: { $0.name == name }) else {
@@ -30,6 +31,21 @@ enum RunWorkload {
       }
       operations = parsed
     }
+    var repeats = 1
+    if arguments.count > 2 {
+      guard let parsed = Int(arguments[arguments.startIndex + 2]), parsed > 0 else {
+        FileHandle.standardError.write(Data("run-workload: REPEATS must be a positive integer\n".utf8))
+        exit(64)
+      }
+      repeats = parsed
+    }
+    for _ in 0..<repeats {
+      try await runOnce(workload, name: name, operations: operations)
+    }
+  }
+
+  /// Runs the workload once and prints its figures as one JSON line.
+  static func runOnce(_ workload: Benchmark, name: String, operations: Int) async throws {
     let cpuBefore = cpuNanoseconds()
     let wallBefore = ContinuousClock.now
     let extra = try await workload.body(operations)

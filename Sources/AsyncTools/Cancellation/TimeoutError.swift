@@ -24,7 +24,7 @@ public struct TimeoutError: Error, Sendable, CustomStringConvertible {
   /// `"timed out after 3.0 seconds (deadline …)"`, or `"timed out at deadline …"`.
   public var description: String {
     if let duration {
-      return "timed out after \(duration) (deadline \(deadline))"
+      return "timed out after \(duration.exactDescription) (deadline \(deadline))"
     }
     return "timed out at deadline \(deadline)"
   }

@@ -46,8 +46,8 @@ public struct DefaultClock: Clock, Sendable {
       lhs.offset < rhs.offset
     }
 
-    /// The offset, e.g. `"+3.0 seconds"`.
-    public var description: String { "+\(offset)" }
+    /// The offset, exactly (to the attosecond), e.g. `"+3.0 seconds"`.
+    public var description: String { offset.exactOffsetDescription }
   }
 
   /// The scope's time source, or `nil` for real time.

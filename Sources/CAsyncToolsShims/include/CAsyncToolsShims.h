@@ -167,6 +167,19 @@ void *_Nullable asynctools_thread_marker_get(void);
 /// Sets this thread's private marker slot.
 void asynctools_thread_marker_set(void *_Nullable marker);
 
+/// memfd_create(2) with MFD_CLOEXEC: an anonymous file, to be mmap'ed MAP_SHARED and passed to
+/// other processes.
+int asynctools_memfd_create(const char *_Nonnull name);
+
+// Sequentially consistent atomics on a 64-bit integer that may live in memory shared between
+// processes (an mmap'ed memfd), where Swift's `Atomic` (a stored property) cannot be placed.
+int64_t asynctools_shared_load(const int64_t *_Nonnull address);
+void asynctools_shared_store(int64_t *_Nonnull address, int64_t value);
+/// Adds `delta` and returns the new value.
+int64_t asynctools_shared_add(int64_t *_Nonnull address, int64_t delta);
+/// Replaces `expected` with `desired`; returns whether it did.
+bool asynctools_shared_compare_exchange(int64_t *_Nonnull address, int64_t expected, int64_t desired);
+
 #ifdef __cplusplus
 }
 #endif

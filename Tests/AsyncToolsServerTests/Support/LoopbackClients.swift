@@ -26,6 +26,26 @@ func connectLoopback(port: Int) -> CInt {
   return fd
 }
 
+/// A listening socket on 127.0.0.1 (any free port) and its port.
+func listenOnLoopback() -> (CInt, Int)? {
+  let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+  guard fd >= 0 else { return nil }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_addr.s_addr = inet_addr("127.0.0.1")
+  var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+  let ok = withUnsafeMutablePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+      bind(fd, $0, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0
+    }
+  }
+  guard ok else {
+    close(fd)
+    return nil
+  }
+  return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
 /// What an idle client sees next: `"eof"` when the server closed the connection, `"reset"`,
 /// `"timeout"` after the 5 s receive timeout, or the bytes received.
 func nextRead(_ fd: CInt) -> String {
