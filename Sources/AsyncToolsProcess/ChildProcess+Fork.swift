@@ -6,9 +6,13 @@ import Glibc
 extension ChildProcess {
   /// Starts a copy of this program at a registered entry point: aiotools' `afork`, without `fork()`.
   ///
-  /// `fork()` is unusable once the Swift runtime runs threads (the child's tasks never run), so
-  /// this re-executes `/proc/self/exe` with the entry point's name and arguments in its
-  /// environment; the copy's ``bootstrap()`` call at the top of `main` runs the entry point. It
+  /// `fork()` is unusable once the Swift runtime runs threads (the child's tasks never run), so the
+  /// child is a fresh copy of the program with the entry point's name and arguments in its
+  /// environment; the copy's ``bootstrap()`` call at the top of `main` runs the entry point. The copy
+  /// is forked by the program's *fork server* — a copy of the program re-executed once, at the first
+  /// fork, that stopped before any library initialiser ran — which skips the dynamic loader for
+  /// every child (see ``Options/useForkServer`` and the Processes guide); where that is not possible,
+  /// `/proc/self/exe` is re-executed. Either way the child is this process's own child. `fork`
   /// returns once the child reported it is ready (its entry point is about to run, with the
   /// parent-death signal set), as aiotools' `afork` does.
   ///
@@ -81,7 +85,7 @@ extension ChildProcess {
       // argv[0]: this program's own for a fork, so the child reads like its parent in `ps`.
       argv: [executable == selfExecutable ? (CommandLine.arguments.first ?? executable) : executable],
       target: .entryPoint(entry), arguments: arguments, environment: environment,
-      workingDirectory: workingDirectory, fileDescriptors: fileDescriptors, options: options)
+      workingDirectory: workingDirectory, fileDescriptors: fileDescriptors, options: options, viaForkServer: true)
     try await awaitReadiness(of: child, readiness, entry: entry, timeout: options.readinessTimeout)
     return child
   }

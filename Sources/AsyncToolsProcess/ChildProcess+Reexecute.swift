@@ -14,6 +14,8 @@ extension ChildProcess {
   ///   - target: the entry point or role the child is asked to become.
   ///   - arguments: handed to the child through the handshake (any strings without NUL).
   ///   - options: ``Options/parentDeathSignal`` is armed by the child before its `main` runs.
+  ///   - viaForkServer: start the child through `executable`'s fork server when ``ForkServer`` can
+  ///     (else, and when it cannot, `executable` is re-executed).
   package static func reexecute(
     executable: String,
     argv: [String],
@@ -22,7 +24,8 @@ extension ChildProcess {
     environment: [String: String]?,
     workingDirectory: String? = nil,
     fileDescriptors: [Int32: Int32],
-    options: Options
+    options: Options,
+    viaForkServer: Bool = false
   ) async throws -> (ChildProcess, Readiness) {
     try options.validate()
     try SpawnRequest.validate(fileDescriptors: fileDescriptors)
@@ -39,7 +42,9 @@ extension ChildProcess {
       throw ProcessError.systemCallFailed("pipe2", errno: errno)
     }
     let (readEnd, writeEnd) = (pipeFDs[0], pipeFDs[1])
-    defer { close(writeEnd) }  // once spawned only the child holds it: its exit is end of file
+    // Once started only the child holds it: its exit is end of file. (Closed once, here or below.)
+    var writeEndOpen = true
+    defer { if writeEndOpen { close(writeEnd) } }
     // The child's end goes right above every descriptor the caller passes.
     let readyFD = max(2, fileDescriptors.keys.max() ?? 2) + 1
     var descriptors = fileDescriptors
@@ -56,7 +61,27 @@ extension ChildProcess {
     let child: ChildProcess
     do {
       try request.validateStrings()
-      child = try await launch(request, usePidfd: options.usePidfd)
+      let useServer = viaForkServer && options.useForkServer && options.closeOtherDescriptors && workingDirectory == nil
+      let outcome: ForkServer.Outcome =
+        useServer ? try await ForkServer.fork(request, readyFD: readyFD, usePidfd: options.usePidfd) : .unavailable
+      switch outcome {
+      case .forked(let forked):
+        child = forked
+      case .unavailable:
+        child = try await launch(request, usePidfd: options.usePidfd)
+      case .lost:
+        // The server died during the request: a child it made announces itself on the pipe.
+        close(writeEnd)
+        writeEndOpen = false
+        guard let recovered = try await ForkServer.recover(readEnd: readEnd, usePidfd: options.usePidfd) else {
+          close(readEnd)  // no child was made: start over (a new server, or re-execution)
+          return try await reexecute(
+            executable: executable, argv: argv, target: target, arguments: arguments, environment: environment,
+            workingDirectory: workingDirectory, fileDescriptors: fileDescriptors, options: options,
+            viaForkServer: viaForkServer)
+        }
+        child = recovered
+      }
     } catch {
       close(readEnd)
       throw error
@@ -139,6 +164,12 @@ extension ChildProcess {
         }
         var byte: UInt8 = 0
         let count = read(fd, &byte, 1)
+        if count == 1 && byte == ForkServer.pidByte {
+          // A child of the fork server said who it is (its pid follows in the same write): not readiness.
+          var pid: Int32 = 0
+          guard read(fd, &pid, 4) == 4 else { return .notReady }
+          continue
+        }
         if count == 1 && byte == ReexecutionEnvironment.readyByte { return .ready }
         if count == 1 && byte == ReexecutionEnvironment.unknownEntryByte { return .unknownEntry }
         if count < 0 && (errno == EAGAIN || errno == EINTR) {

@@ -76,6 +76,12 @@ extension ChildProcess {
     let monitor = try ProcessMonitor.shared()
     let wantPidfd = usePidfd && isPidfdAvailable
     let (pid, pidfd) = try await monitor.perform { request.run(openPidfd: wantPidfd) }.get()
+    return try adopt(pid: pid, pidfd: pidfd, monitor: monitor)
+  }
+
+  /// Starts watching a child of this process that was just started (by `posix_spawn` or by the fork
+  /// server), through `pidfd` if it is valid, else on a dedicated thread.
+  static func adopt(pid: Int32, pidfd: Int32, monitor: ProcessMonitor) throws -> ChildProcess {
     let child = ChildProcess(pid: pid, pidfd: pidfd)
     if pidfd >= 0 {
       do {

@@ -56,6 +56,24 @@ extension ChildProcess {
     /// short enough that a hung child is reported.
     public static let defaultReadinessTimeout: Duration = .seconds(30)
 
+    /// Start children at an entry point through the program's *fork server* when it can: a copy of
+    /// the program, re-executed once, that stopped before any library initialiser ran and forks each
+    /// child from there, so a child skips the dynamic loader (most of a Swift program's start-up).
+    /// Default: `true`.
+    ///
+    /// The fork server is used by ``ChildProcess/fork(entry:arguments:environment:fileDescriptors:options:)``
+    /// and by ``ChildProcess/spawn(executable:entry:arguments:environment:workingDirectory:fileDescriptors:options:)``
+    /// without a `workingDirectory`, when ``closeOtherDescriptors`` is `true`. Otherwise, when this
+    /// is `false`, or where the fork server is not available (see the Processes guide), the program
+    /// is re-executed for each child. What the child inherits differs in one respect: with the fork
+    /// server, process attributes other than the environment, the working directory, the descriptors,
+    /// the signal mask and dispositions and the process group — such as the umask, resource limits
+    /// and the scheduling priority — are the ones this process had when the fork server started (at
+    /// the first fork), and the variables read by the dynamic loader and by library initialisers
+    /// (`LD_*`, `GLIBC_TUNABLES`, `SWIFT_BACKTRACE`, `LIBDISPATCH_*`) come from this process's
+    /// environment at that time. Set it to `false` if the child must see later changes of those.
+    public var useForkServer: Bool
+
     /// Creates options; every parameter defaults to the documented default of its property.
     public init(
       processGroup: ProcessGroup = .inherit,
@@ -63,13 +81,15 @@ extension ChildProcess {
       parentDeathSignal: Int32? = nil,
       usePidfd: Bool = true,
       blockedSignals: [Int32] = [],
-      readinessTimeout: Duration? = Options.defaultReadinessTimeout
+      readinessTimeout: Duration? = Options.defaultReadinessTimeout,
+      useForkServer: Bool = true
     ) {
       self.processGroup = processGroup
       self.closeOtherDescriptors = closeOtherDescriptors
       self.parentDeathSignal = parentDeathSignal
       self.usePidfd = usePidfd
       (self.blockedSignals, self.readinessTimeout) = (blockedSignals, readinessTimeout)
+      self.useForkServer = useForkServer
     }
 
     func validate() throws(AsyncToolsError) {

@@ -56,6 +56,7 @@ package struct ReexecutionEnvironment: Sendable, Hashable {
   /// own, and from the copy's environment once decoded.
   package static let allVariables = [
     entryVariable, roleVariable, argumentsVariable, readyFDVariable, parentPIDVariable, deathSignalVariable,
+    ASYNCTOOLS_ENV_FORK_SERVER,
   ]
 
   /// Handshake bytes written to the readiness pipe.

@@ -113,6 +113,11 @@ const char *asynctools_startup_executable_path(void) {
 /// and exec). A parent that died before the prctl is caught by the getppid() check after it.
 /// Also remembers where the executable lives now, before anyone can replace the file.
 __attribute__((constructor)) static void asynctools_load_time_setup(void) {
+  // A child of the fork server gets the environment its parent asked for before anything reads it.
+  asynctools_fork_server_install_environment();
+  // Started as a fork server but without the pre-init hook (this library linked dynamically): say
+  // so with a status of our own instead of running the program.
+  if (getenv(ASYNCTOOLS_ENV_FORK_SERVER) != NULL && !asynctools_fork_server_available()) _exit(125);
   ssize_t length = readlink("/proc/self/exe", asynctools_startup_path, sizeof(asynctools_startup_path) - 1);
   if (length > 0) {
     asynctools_startup_path[length] = 0;

@@ -191,15 +191,22 @@ import Testing
       let intermediate = try await startTestChild(
         "spawn-grandchild", ["\(deathSignal)"], fileDescriptors: [3: pipe.writeEnd])
       pipe.closeWriteEnd()
-      // Two lines in either order: the grandchild's pid (from the intermediate) and "armed" (from the grandchild).
-      let start = try await pipe.read(until: { $0.filter { $0 == UInt8(ascii: "\n") }.count >= 2 })
+      // Three lines in any order: the grandchild's pid and the pid of the fork server that made it (from the
+      // intermediate), and "armed" (from the grandchild).
+      let start = try await pipe.read(until: { $0.filter { $0 == UInt8(ascii: "\n") }.count >= 3 })
       let lines = start.split(separator: "\n").map(String.init)
       #expect(lines.contains("armed"), "output: \(start.debugDescription)")
       let grandchild = try #require(
         lines.compactMap { Int32($0) }.first, "grandchild pid, got \(start.debugDescription)")
+      let server = try #require(
+        lines.compactMap { $0.hasPrefix("server ") ? Int32($0.dropFirst(7)) : nil }.first,
+        "fork server pid, got \(start.debugDescription)")
       let pidfd = asynctools_pidfd_open(grandchild, 0)
       try #require(pidfd >= 0, "pidfd_open(\(grandchild)): errno \(errno)")
       defer { close(pidfd) }
+      let serverPidfd = asynctools_pidfd_open(server, 0)
+      try #require(serverPidfd >= 0, "pidfd_open(\(server)): errno \(errno)")
+      defer { close(serverPidfd) }
 
       try intermediate.send(signal: SIGKILL)
       #expect(try await intermediate.wait() == .signaled(SIGKILL, coreDumped: false))
@@ -208,8 +215,10 @@ import Testing
       let rest = try await pipe.read()
       let expected = deathSignal == SIGTERM ? "died by SIGTERM\n" : ""
       #expect(rest == expected, "after the parent died: \(rest.debugDescription)")
-      // The grandchild's pidfd becomes readable when it exits; the watchdog bounds the wait.
+      // The grandchild's pidfd becomes readable when it exits, and so does the fork server's (its parent-death
+      // signal); the watchdog bounds the wait.
       try await ProcessMonitor.shared().waitReadable(pidfd)
+      try await ProcessMonitor.shared().waitReadable(serverPidfd)
     }
   }
 }

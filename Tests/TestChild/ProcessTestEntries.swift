@@ -99,6 +99,37 @@ func registerProcessTestEntries() {
     writeAll(value, to: Int32(arguments[0])!)
     return 0
   }
+  // Writes the descriptors open in this process with what they refer to ("3 pipe:[123]", one per line, from
+  // /proc/self/fd, without the one reading the directory) to descriptor arguments[0].
+  entry("list-fds") { arguments in
+    let fd = Int32(arguments[0])!
+    guard let directory = opendir("/proc/self/fd") else { return 2 }
+    var lines: [String] = []
+    while let item = readdir(directory) {
+      let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      guard let number = Int32(name), number != dirfd(directory) else { continue }
+      var target = [CChar](repeating: 0, count: 4096)
+      let length = readlink("/proc/self/fd/\(number)", &target, target.count - 1)
+      let text = length > 0 ? String(decoding: target[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+      lines.append("\(number) \(text)")
+    }
+    closedir(directory)
+    writeAll(lines.joined(separator: "\n"), to: fd)
+    return 0
+  }
+  // Writes the working directory to descriptor arguments[0].
+  entry("getcwd") { arguments in
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard getcwd(&buffer, buffer.count) != nil else { return 2 }
+    let directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    writeAll(directory, to: Int32(arguments[0])!)
+    return 0
+  }
+  // Writes this process's parent pid to descriptor arguments[0].
+  entry("getppid") { arguments in
+    writeAll("\(getppid())", to: Int32(arguments[0])!)
+    return 0
+  }
   // Forks a grandchild that hangs before it is ready (before `bootstrap()`), with parent-death
   // signal arguments[0] and no readiness timeout; the grandchild writes its pid to fd 3 (this
   // process's fd 3, passed on). The fork never returns: the test kills this process meanwhile.
@@ -118,6 +149,10 @@ func registerProcessTestEntries() {
     let grandchild = try await ChildProcess.fork(
       entry: "report-sigterm", fileDescriptors: [3: 3], options: .init(parentDeathSignal: signal))
     writeAll("\(grandchild.pid)\n", to: 3)
+    // The fork server that made it (if any): it must not outlive this process either.
+    if let server = ForkServer.serverProcess(for: ChildProcess.selfExecutable) {
+      writeAll("server \(server.pid)\n", to: 3)
+    }
     sleepForever()
   }
 }

@@ -13,8 +13,8 @@ package func registerBenchmarkEntryPoints() throws {
 }
 
 /// Spawn + wait of a trivial child: AsyncTools' own posix_spawn + pidfd path against
-/// swift-subprocess running the same executable; and fork-by-re-execution of an entry point
-/// (with its readiness handshake) for the comparison with aiotools' `afork`.
+/// swift-subprocess running the same executable; and `fork` of an entry point (with its readiness
+/// handshake), through the fork server and by re-execution, for the comparison with aiotools' `afork`.
 let processBenchmarks: [Benchmark] = [
   Benchmark(group: "process-spawn-wait", variant: "asynctools", operations: 500, quickOperations: 100) { operations in
     for _ in 0..<operations {
@@ -35,6 +35,16 @@ let processBenchmarks: [Benchmark] = [
   Benchmark(group: "process-fork", variant: "asynctools", operations: 200, quickOperations: 50) { operations in
     for _ in 0..<operations {
       let child = try await ChildProcess.fork(entry: "noop")
+      let status = try await child.wait()
+      precondition(status == .exited(0))
+    }
+    return [:]
+  },
+  // The same without the fork server: the program re-executed for each child (what `fork` did before).
+  Benchmark(group: "process-fork", variant: "asynctools-reexec", operations: 200, quickOperations: 50) {
+    operations in
+    for _ in 0..<operations {
+      let child = try await ChildProcess.fork(entry: "noop", options: .init(useForkServer: false))
       let status = try await child.wait()
       precondition(status == .exited(0))
     }

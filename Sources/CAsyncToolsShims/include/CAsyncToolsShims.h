@@ -31,6 +31,62 @@ int asynctools_set_process_name(const char *_Nonnull name);
 /// Names the role of a copy re-executed for library code that claims it later in `main`.
 #define ASYNCTOOLS_ENV_ROLE "ASYNCTOOLS_ROLE"
 
+// The fork server (fork_server.c): a copy of this program that stops in `.preinit_array`, before any
+// library initialiser runs, and forks children on request over a unix socket (see AsyncToolsProcess'
+// ForkServer). Its environment names the socket and the expected parent: "<fd>:<pid>".
+#define ASYNCTOOLS_ENV_FORK_SERVER "ASYNCTOOLS_FORK_SERVER"
+/// The first bytes a child of the fork server writes to its readiness pipe: this byte, then its pid
+/// (an int32 in host byte order), in one write.
+#define ASYNCTOOLS_FORK_SERVER_PID_BYTE 0x50
+#define ASYNCTOOLS_FORK_SERVER_MAGIC 0x41544653u
+/// The largest request (header, descriptor targets and environment) the server accepts.
+#define ASYNCTOOLS_FORK_SERVER_MAX_REQUEST 196608
+/// The most descriptors one request may carry (the kernel's SCM_MAX_FD is 253).
+#define ASYNCTOOLS_FORK_SERVER_MAX_FDS 250
+/// `flags` bit: the child leads a new process group.
+#define ASYNCTOOLS_FORK_OWN_PROCESS_GROUP 1u
+/// `flags` bit, for tests only: the server exits right after the fork, without replying (a server that
+/// dies during a request).
+#define ASYNCTOOLS_FORK_EXIT_WITHOUT_REPLY 2u
+
+/// One fork request, followed by `descriptor_count` int32 targets (the child descriptor of each
+/// descriptor attached with SCM_RIGHTS, in order; -1 for the working-directory descriptor) and by
+/// `environment_bytes` bytes of NUL-terminated "NAME=value" strings. The reply is one int32: the
+/// child's pid, or -errno.
+struct asynctools_fork_request {
+  uint32_t magic;
+  uint32_t flags;
+  uint64_t blocked_signals;  // bit n-1 for signal n
+  uint32_t descriptor_count;
+  int32_t ready_index;       // the attached descriptor that is the readiness pipe's write end
+  int32_t cwd_index;         // the attached descriptor to fchdir to, or -1
+  uint32_t closed_stdio;     // bit n: descriptor n (0, 1, 2) is closed in the parent, so in the child
+  uint32_t environment_count;
+  uint32_t environment_bytes;
+};
+
+/// 1 when this executable carries the fork server's pre-init hook (AsyncToolsProcess linked
+/// statically, the normal case for SwiftPM); 0 otherwise (no fork server is possible then).
+int asynctools_fork_server_available(void);
+
+/// open(".", O_PATH | O_DIRECTORY | O_CLOEXEC): the working directory, to hand to a child.
+int asynctools_open_working_directory(void);
+
+/// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): the fork server's channel.
+int asynctools_socketpair_seqpacket(int *_Nonnull fds);
+
+/// sendmsg(2) of one message with `count` descriptors attached (SCM_RIGHTS), MSG_NOSIGNAL, retried on EINTR.
+ssize_t asynctools_send_with_descriptors(int sock, const void *_Nonnull bytes, size_t length, const int *_Nullable fds,
+                                         int count);
+
+/// Waits up to `timeout_ms` for one int32 message on `sock` and reads it: 0 on success, -1 on a
+/// timeout, an error or end of file.
+int asynctools_receive_int32(int sock, int timeout_ms, int32_t *_Nonnull value);
+
+/// In a child of the fork server, replaces `environ` with the environment its parent asked for;
+/// elsewhere does nothing. Called first thing by the load-time constructor.
+void asynctools_fork_server_install_environment(void);
+
 /// The parent-death signal this process armed at load time, before `main` (0 if none was asked
 /// for), and the parent it expects in `*expected_parent`. At load time the constructor read and
 /// removed ASYNCTOOLS_ENV_PARENT_PID / ASYNCTOOLS_ENV_DEATH_SIGNAL, called prctl(PR_SET_PDEATHSIG)
