@@ -70,8 +70,10 @@ def ratio_fmt(value):
 
 
 def ratios(ours, other, metric):
-    """AsyncTools ÷ `other` per round, over the rounds both ran in."""
-    return [per_op(ours[r], metric) / per_op(other[r], metric) for r in sorted(ours) if r in other]
+    """AsyncTools ÷ `other` per round, over the rounds both ran in (a round where `other` measured no CPU at all,
+    below the 10 ms resolution of package-benchmark's CPU figure, has no ratio)."""
+    return [per_op(ours[r], metric) / per_op(other[r], metric) for r in sorted(ours)
+            if r in other and per_op(other[r], metric) > 0]
 
 
 def main(path):
@@ -98,13 +100,16 @@ def main(path):
             if ours is not None and variant != "asynctools":
                 wall, cpu = ratios(ours, by_round, "wall"), ratios(ours, by_round, "cpu")
                 if wall:
-                    ratio = f"{spread(wall, ratio_fmt)} , {spread(cpu, ratio_fmt)}"
+                    ratio = f"{spread(wall, ratio_fmt)} , {spread(cpu, ratio_fmt) if cpu else 'no CPU ratio'}"
             extras = []
             for key in sample:
                 if key in NOT_EXTRA:
                     continue
                 values = [row[key] for row in by_round.values() if key in row]
-                if key in WORST_OF_ROUNDS and len(values) > 1:
+                if not all(isinstance(v, (int, float)) for v in values):
+                    # Figures that are not numbers (the echo benchmark's per-round connection split): every round's.
+                    extras.append(f"{key}=" + " / ".join(str(v) for v in values))
+                elif key in WORST_OF_ROUNDS and len(values) > 1:
                     extras.append(f"{key}={max(values):.3g} (worst round)")
                 else:
                     extras.append(f"{key}={statistics.median(values):.3g}")
