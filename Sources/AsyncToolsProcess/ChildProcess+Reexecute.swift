@@ -129,10 +129,6 @@ extension ChildProcess {
 
     deinit { close(fd) }
 
-    private enum Event: Sendable {
-      case readable, exited, timedOut
-    }
-
     /// Waits for the child's first byte, its exit, or `timeout` (`nil`: no limit). Does not signal
     /// the child whatever happens.
     ///
@@ -144,24 +140,7 @@ extension ChildProcess {
       let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
       let fd = self.fd
       while true {
-        let event = try await withThrowingTaskGroup(of: Event.self) { group in
-          group.addTask {
-            try await monitor.waitReadable(fd)
-            return .readable
-          }
-          group.addTask {
-            _ = try await child.wait()
-            return .exited
-          }
-          if let deadline {
-            group.addTask {
-              try await Task.sleep(until: deadline, clock: .continuous)
-              return .timedOut
-            }
-          }
-          defer { group.cancelAll() }
-          return try await group.next()!
-        }
+        let event = try await monitor.waitReadable(fd, orExitOf: child, until: deadline)
         var byte: UInt8 = 0
         let count = read(fd, &byte, 1)
         if count == 1 && byte == ForkServer.pidByte {

@@ -186,25 +186,8 @@ package enum ForkServer {
   private static func waitReadable(_ fd: Int32, unlessExitOf child: ChildProcess?, timeout: Duration) async throws
     -> Bool
   {
-    let monitor = try ProcessMonitor.shared()
-    return try await withThrowingTaskGroup(of: Bool.self) { group in
-      group.addTask {
-        try await monitor.waitReadable(fd)
-        return true
-      }
-      if let child {
-        group.addTask {
-          _ = try await child.wait()
-          return false
-        }
-      }
-      group.addTask {
-        try await Task.sleep(for: timeout)
-        return false
-      }
-      defer { group.cancelAll() }
-      return try await group.next()!
-    }
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    return try await ProcessMonitor.shared().waitReadable(fd, orExitOf: child, until: deadline) == .readable
   }
 
   private static func adopt(_ pid: Int32, usePidfd: Bool, monitor: ProcessMonitor) throws -> ChildProcess {

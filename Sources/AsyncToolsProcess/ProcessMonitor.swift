@@ -124,6 +124,41 @@ package final class ProcessMonitor: Sendable {
     }
   }
 
+  /// What ended ``waitReadable(_:orExitOf:until:)``.
+  package enum ReadableWaitEnd: Sendable {
+    case readable, exited, timedOut
+  }
+
+  /// Suspends until `fd` is readable (or at end of file), `child` exits (`nil`: not watched), or
+  /// `deadline` passes (`nil`: no limit), whichever comes first; the other waits are then cancelled.
+  ///
+  /// Throws `CancellationError` when the calling task is cancelled first. The caller must keep `fd`
+  /// open until this returns.
+  package func waitReadable(
+    _ fd: Int32, orExitOf child: ChildProcess?, until deadline: ContinuousClock.Instant?
+  ) async throws -> ReadableWaitEnd {
+    try await withThrowingTaskGroup(of: ReadableWaitEnd.self) { group in
+      group.addTask {
+        try await self.waitReadable(fd)
+        return .readable
+      }
+      if let child {
+        group.addTask {
+          _ = try await child.wait()
+          return .exited
+        }
+      }
+      if let deadline {
+        group.addTask {
+          try await Task.sleep(until: deadline, clock: .continuous)
+          return .timedOut
+        }
+      }
+      defer { group.cancelAll() }
+      return try await group.next()!
+    }
+  }
+
   private func cancelReadable(_ token: UInt64) {
     let removed = state.withLock { $0.watches.removeValue(forKey: token) }
     guard let (fd, watch) = removed, case .readable(let continuation) = watch else { return }
