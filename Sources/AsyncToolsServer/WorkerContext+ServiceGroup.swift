@@ -18,6 +18,9 @@ extension WorkerContext {
   /// group ends by itself (every service returned, or one failed), so does the worker: by
   /// returning, or by throwing the group's error — a worker failure.
   public func runServiceGroup(_ serviceGroup: ServiceGroup) async throws {
+    // Ready before the group starts: a stop that arrives before the child below has begun to wait
+    // for it must shut the group down gracefully, not cancel the worker as a stop during start-up.
+    core.markReady()
     try await withThrowingTaskGroup(of: Bool.self) { group in
       group.addTask {
         try await serviceGroup.run()

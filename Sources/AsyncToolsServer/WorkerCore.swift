@@ -87,6 +87,20 @@ final class WorkerCore: Sendable {
     task?.cancel()
   }
 
+  /// Marks the worker ready without waiting for its stop: from here on a first stop request is
+  /// delivered to ``waitForStop()`` (now or later) instead of cancelling the task. For bodies whose
+  /// stop wait runs in a child task that may start after a stop arrives. No effect once ready or
+  /// stopping, or under `runToCompletion` (where ``waitForStop()`` returns at once anyway).
+  func markReady() {
+    let becameReady = state.withLock { state in
+      guard !runToCompletion, state.stage == .starting else { return false }
+      state.stage = .ready
+      state.reachedStop = true
+      return true
+    }
+    if becameReady { onReady() }
+  }
+
   func waitForStop() async -> UnixSignal {
     enum Action { case returnNow(UnixSignal), wait }
     let fastPath: (action: Action, becameReady: Bool) = state.withLock { state in

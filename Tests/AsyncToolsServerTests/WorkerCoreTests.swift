@@ -50,6 +50,29 @@ struct WorkerCoreTests {
     }
   }
 
+  @Test func aStopAfterMarkReadyIsDeliveredNotACancel() async {
+    // runServiceGroup marks the worker ready before its stop-waiting child task exists: a stop in
+    // between must reach that child later, and must not cancel the body as a stop during start-up.
+    let probe = Probe()
+    let core = core { probe.record("ready") }
+    let task = Task {}
+    core.attach(task)
+    core.markReady()
+    core.markReady()  // once
+    core.requestStop(.sigint)
+    #expect(!core.wasCancelledByServer)
+    #expect(await core.waitForStop() == .sigint)
+    #expect(probe.events == ["ready"])
+  }
+
+  @Test func markReadyDoesNothingUnderRunToCompletion() async {
+    let probe = Probe()
+    let core = core(runToCompletion: true) { probe.record("ready") }
+    core.markReady()
+    #expect(probe.events.isEmpty)
+    #expect(await core.waitForStop() == .sigterm)
+  }
+
   @Test func aSecondStopCancelsAReadyWorker() async throws {
     // Its task sleeps for an hour unless the stop cancels it: the watchdog fails the test instead of hanging.
     try await withWatchdog {

@@ -184,20 +184,28 @@ struct RaceTests {
   }
 
   @Test func raceCollectingErrorsReturnsTheFailuresBeforeTheWinner() async throws {
-    let failed = PtgEvents()
-    let operations: [@Sendable () async throws -> String] = [
-      {
-        defer { failed.signal() }
-        throw PtgFailure(1)
-      },
-      {
-        await failed.wait(for: 1)
-        return "won"
-      },
-    ]
-    let (value, errors) = try await raceCollectingErrors(operations)
-    #expect(value == "won")
-    #expect(errors.map { ($0 as? PtgFailure)?.id } == [1])
+    // Virtual time orders the endings: a signal sent from the failing operation's `defer` would
+    // reach the winner before that operation has ended, and the winner could end first.
+    try await withVirtualTime { clock in
+      let operations: [@Sendable () async throws -> String] = [
+        {
+          try await clock.sleep(for: .seconds(1))
+          throw PtgFailure(1)
+        },
+        {
+          try await clock.sleep(for: .seconds(2))
+          return "won"
+        },
+        {
+          try await clock.sleep(for: .seconds(3))
+          throw PtgFailure(3)
+        },
+      ]
+      let (value, errors) = try await raceCollectingErrors(operations)
+      #expect(value == "won")
+      #expect(errors.map { ($0 as? PtgFailure)?.id } == [1])
+      #expect(clock.now.offset == .seconds(2))
+    }
   }
 
   @Test func variadicFormRacesItsArguments() async throws {
