@@ -126,7 +126,13 @@ struct BalancedWorkersTests {
     try await withWatchdog(seconds: 60) {
       let port = try await start(server, workers: 2)
       let done = StopFlag()
-      let stream = Task { await onThread { connectionStream(port: port, until: done) } }
+      let started = Probe()
+      let stream = Task {
+        await onThread { connectionStream(port: port, until: done) { started.record("first answer") } }
+      }
+      // The restart must overlap the stream: on a busy machine the stream's thread can start after
+      // a quick restart has already ended.
+      await started.wait(for: 1, "first answer")
       server.signal(SIGHUP)
       await server.output.wait {
         $0.contains { $0.hasSuffix("rolling restart done") } || $0.contains { $0.hasPrefix("exit: ") }
@@ -193,7 +199,9 @@ private func servingWorker(_ fd: CInt) -> Int? {
 
 /// Connects, sends, reads the tagged reply and closes, one connection after the other, until `done`
 /// (at most 2,000 connections); returns how many were answered and what went wrong with the others.
-private func connectionStream(port: Int, until done: StopFlag) -> (Int, [String]) {
+private func connectionStream(
+  port: Int, until done: StopFlag, onFirstAnswer: @Sendable () -> Void = {}
+) -> (Int, [String]) {
   var (answered, failures) = (0, [String]())
   for index in 0..<2000 where !done.isSet {
     let fd = connectLoopback(port: port)
@@ -203,6 +211,7 @@ private func connectionStream(port: Int, until done: StopFlag) -> (Int, [String]
     }
     if send("x", on: fd), servingWorker(fd) != nil {
       answered += 1
+      if answered == 1 { onFirstAnswer() }
     } else {
       failures.append("connection \(index): no reply (\(nextRead(fd)))")
     }

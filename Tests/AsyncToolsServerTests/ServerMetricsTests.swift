@@ -57,18 +57,17 @@ struct ServerMetricsTests {
   @Test func aWorkerKilledByTheServerIsAForcedExit() async throws {
     let metrics = TestMetrics()
     let probe = Probe()
-    var configuration = threadsConfiguration(workers: 2)
+    var configuration = threadsConfiguration(workers: 2, logTo: probe)
     configuration.metrics = .init(name: "api", factory: metrics)
     let exit = try await withWatchdog { [configuration] in
       try await startServer(configuration: configuration) { context in
-        probe.record("ready \(context.processIndex)")
         _ = await context.stopSignal()
         guard context.processIndex == 1 else { return }
         probe.record("tearing down")
         try await Task.sleep(for: .seconds(3600))  // a tear-down that would never end by itself
       } main: { server in
         async let exit = server.runWorkers()
-        await probe.wait(for: 2, "ready")
+        await probe.waitForReadyWorkers(2)
         server.signal(.sigint)
         await probe.wait(for: 1, "tearing down")
         server.signal(.sigint)

@@ -15,15 +15,14 @@ struct StartServerThreadsTests {
   @Test func stopSignalReachesEveryWorkerAndTheServerReportsIt() async throws {
     let probe = Probe()
     let exit = try await withWatchdog {
-      try await startServer(configuration: threadsConfiguration(workers: 3)) { context in
+      try await startServer(configuration: threadsConfiguration(workers: 3, logTo: probe)) { context in
         #expect(WorkerContext.current?.processIndex == context.processIndex)
         #expect(WorkerContext.processIndex == context.processIndex)
-        probe.record("ready \(context.processIndex)")
         let signal = await context.stopSignal()
         probe.record("stopped \(context.processIndex) \(signal)")
       } main: { server in
         async let exit = server.runWorkers()
-        await probe.wait(for: 3, "ready")
+        await probe.waitForReadyWorkers(3)
         server.signal(.sigterm)
         return try await exit
       }
@@ -168,23 +167,23 @@ struct StartServerThreadsTests {
   @Test func aFailedWorkerIsRestartedWithTheSameIndex() async throws {
     let probe = Probe()
     let attempts = Atomic<Int>(0)
-    var configuration = threadsConfiguration(workers: 1)
+    var configuration = threadsConfiguration(workers: 1, logTo: probe)
     configuration.onWorkerFailure = .restart(maxRestarts: 3, within: .seconds(60))
     let exit = try await withWatchdog { [configuration] in
       try await startServer(configuration: configuration) { context in
         if attempts.add(1, ordering: .relaxed).newValue == 1 { throw SetupFailed() }
-        probe.record("ready \(context.processIndex)")
+        probe.record("started \(context.processIndex)")
         _ = await context.stopSignal()
       } main: { server in
         async let exit = server.runWorkers()
-        await probe.wait(for: 1, "ready")
+        await probe.waitForReadyWorkers(1)
         server.signal(.sigterm)
         return try await exit
       }
     }
     #expect(exit == .stopped(.sigterm))
     #expect(attempts.load(ordering: .relaxed) == 2)
-    #expect(probe.events == ["ready 0"])
+    #expect(probe.testEvents == ["started 0"])
   }
 
   @Test func tooManyRestartsStopTheServer() async throws {
@@ -207,8 +206,8 @@ struct StartServerThreadsTests {
   @Test func aSecondStopSignalForcesTheStop() async throws {
     let probe = Probe()
     let exit = try await withWatchdog {
-      try await startServer(configuration: threadsConfiguration(workers: 1)) { context in
-        probe.record("ready")
+      try await startServer(configuration: threadsConfiguration(workers: 1, logTo: probe)) { context in
+        probe.record("started")
         _ = await context.stopSignal()
         probe.record("tearing down")
         do {
@@ -218,7 +217,7 @@ struct StartServerThreadsTests {
         }
       } main: { server in
         async let exit = server.runWorkers()
-        await probe.wait(for: 1, "ready")
+        await probe.waitForReadyWorkers(1)
         server.signal(.sigint)
         await probe.wait(for: 1, "tearing down")
         server.signal(.sigint)
@@ -227,19 +226,18 @@ struct StartServerThreadsTests {
     }
     #expect(exit == .forceStopped(.sigint))
     #expect(exit.exitCode == 2)
-    #expect(probe.events == ["ready", "tearing down", "tear-down cancelled"])
+    #expect(probe.testEvents == ["started", "tearing down", "tear-down cancelled"])
   }
 
   @Test func cancellingTheCallerStopsTheServer() async throws {
     let probe = Probe()
     let server = Task {
-      try await startServer(configuration: threadsConfiguration(workers: 2)) { context in
-        probe.record("ready")
+      try await startServer(configuration: threadsConfiguration(workers: 2, logTo: probe)) { context in
         probe.record("stopped \(await context.stopSignal())")
       }
     }
     try await withWatchdog {
-      await probe.wait(for: 2, "ready")
+      await probe.waitForReadyWorkers(2)
       server.cancel()
       let exit = try await server.value
       #expect(exit == .stopped(.sigterm))

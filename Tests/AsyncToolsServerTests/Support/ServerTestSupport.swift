@@ -81,6 +81,18 @@ final class Probe: Sendable {
   func wait(for count: Int, _ prefix: String) async {
     await wait { events in events.filter { $0.hasPrefix(prefix) }.count >= count }
   }
+
+  /// Suspends until the server (configured with `logTo:` this probe) has logged `count` workers ready.
+  ///
+  /// Wait for this, not for an event a worker records just before `stopSignal()`: until that call
+  /// the worker is still starting, and a stop then cancels it (a stop during start-up) instead of
+  /// being delivered, so such a test races the worker's own task.
+  func waitForReadyWorkers(_ count: Int) async {
+    await wait { events in events.filter { $0.hasPrefix("log: worker ") && $0.hasSuffix(" is ready") }.count >= count }
+  }
+
+  /// The events the test recorded, without the server's log lines.
+  var testEvents: [String] { events.filter { !$0.hasPrefix("log: ") } }
 }
 
 struct WatchdogTimeout: Error, CustomStringConvertible {
