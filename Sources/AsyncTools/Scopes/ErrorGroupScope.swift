@@ -54,7 +54,7 @@ public final class ErrorGroupScope: Sendable {
   public func addTask<Success: Sendable>(
     name: String? = nil, priority: TaskPriority? = nil, operation: @escaping @Sendable () async throws -> Success
   ) throws(AsyncToolsError) -> ChildTaskHandle<Success> {
-    let record = ChildTaskRecord<Success>()
+    let record = ChildTaskRecord()
     let job = ScopeOwnerLoop.Job(name: name, priority: priority) { try await record.runThrowing(operation) }
     try loop.enqueue(job, closedMessage: "cannot add a task to error group '\(self.name)': it has ended")
     return ChildTaskHandle(record)

@@ -48,7 +48,7 @@ public struct Supervisor: ~Copyable {
     operation: sending @escaping () async throws -> Void
   ) -> ChildTaskHandle<Void> {
     let core = self.core
-    let label = name ?? core.nameForUnnamedChild()
+    let label = core.childName(name)
     if restart == .never {
       return scope.addTask(name: name, priority: priority) { try await core.runOnce(child: label, operation) }
     }
@@ -94,7 +94,7 @@ public struct Supervisor: ~Copyable {
       operation: @escaping @Sendable () async throws -> Void
     ) throws(AsyncToolsError) -> ChildTaskHandle<Void> {
       let core = self.core
-      let label = name ?? core.nameForUnnamedChild()
+      let label = core.childName(name)
       if restart == .never {
         return try scope.addTask(name: name, priority: priority) { try await core.runOnce(child: label, operation) }
       }

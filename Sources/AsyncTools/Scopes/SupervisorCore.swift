@@ -43,20 +43,37 @@ final class SupervisorCore: Sendable {
   /// The first reason the supervisor gave up, if it did.
   var gaveUp: SupervisorError? { state.withLock { $0.gaveUp } }
 
-  /// A name for a child added without one: `"child #N"`, numbered from 1 in the order children are added.
-  func nameForUnnamedChild() -> String {
-    "child #\(unnamedChildren.wrappingAdd(1, ordering: .relaxed).newValue)"
+  /// A child's name as the error handler and restart events get it: the name given to `addChild`, or `"child #N"`
+  /// for a child added without one, numbered from 1 in the order such children are added. Only the number is taken
+  /// when the child is added; the text is made when a failure or a restart needs it, so a child that ends quietly
+  /// costs no string.
+  enum ChildName: Sendable, CustomStringConvertible {
+    case given(String)
+    case unnamed(Int)
+
+    var description: String {
+      switch self {
+      case .given(let name): name
+      case .unnamed(let number): "child #\(number)"
+      }
+    }
+  }
+
+  /// The name of a child added with `name` (`nil`: the next `"child #N"`).
+  func childName(_ name: String?) -> ChildName {
+    if let name { return .given(name) }
+    return .unnamed(unnamedChildren.wrappingAdd(1, ordering: .relaxed).newValue)
   }
 
   /// Runs a ``RestartPolicy/never`` child once; its failure goes to the error handler with the child's name, and
   /// is rethrown for its handle.
-  func runOnce(child: String, _ operation: () async throws -> Void) async throws {
+  func runOnce(child: ChildName, _ operation: () async throws -> Void) async throws {
     do {
       try await operation()
     } catch is CancellationError {
       throw CancellationError()
     } catch {
-      errorHandler(error, child)
+      errorHandler(error, child.description)
       throw error
     }
   }
@@ -66,8 +83,9 @@ final class SupervisorCore: Sendable {
   /// `scope` is the supervisor's task scope: a ``TaskScope/Handle/cancelAll()`` reaches the group through a helper
   /// task, so the loop also checks the request itself to never restart a child of a cancelled supervisor.
   func supervise(
-    child: String, restart: RestartPolicy, scope: TaskScopeCore, operation: () async throws -> Void
+    child name: ChildName, restart: RestartPolicy, scope: TaskScopeCore, operation: () async throws -> Void
   ) async throws(SupervisorError) {
+    let child = name.description
     var consecutive = 0
     var attempt = 0
     while !Task.isCancelled && !scope.isCancelRequested {

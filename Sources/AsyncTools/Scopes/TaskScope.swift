@@ -49,10 +49,10 @@ public struct TaskScope: ~Copyable {
     name: String? = nil, priority: TaskPriority? = nil, operation: sending @escaping () async throws -> Success
   ) -> ChildTaskHandle<Success> {
     let core = self.core
-    let record = ChildTaskRecord<Success>()
+    let record = ChildTaskRecord()
     core.fastPathChildStarted()
     let body: () async -> Void = {
-      if case .failure(let error) = await record.run(operation) { core.report(error) }
+      if let error = await record.run(operation) { core.report(error) }
       core.fastPathChildFinished()
     }
     if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
@@ -81,7 +81,7 @@ public struct TaskScope: ~Copyable {
     name: String?, priority: TaskPriority?, operation: sending @escaping () async throws -> Void
   ) -> ChildTaskHandle<Void> {
     let core = self.core
-    let record = ChildTaskRecord<Void>()
+    let record = ChildTaskRecord()
     core.fastPathChildStarted()
     let body: () async throws -> Void = {
       defer { core.fastPathChildFinished() }

@@ -21,7 +21,7 @@ extension TaskScope {
     public func addTask<Success: Sendable>(
       name: String? = nil, priority: TaskPriority? = nil, operation: @escaping @Sendable () async throws -> Success
     ) throws(AsyncToolsError) -> ChildTaskHandle<Success> {
-      let record = ChildTaskRecord<Success>()
+      let record = ChildTaskRecord()
       try core.enqueue(
         ScopeOwnerLoop.Job(name: name, priority: priority) { try await record.runThrowing(operation) })
       return ChildTaskHandle(record)
