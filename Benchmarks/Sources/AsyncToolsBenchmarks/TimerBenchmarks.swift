@@ -143,6 +143,34 @@ let timerBenchmarks: [Benchmark] = [
     for loop in loops { await loop.value }
     return figures
   },
+  // What a Swift user writes for aiotools' overlapping ticks: the same loops, each tick a child task (immediate, as
+  // PeriodicTimer's), so that a tick that suspends does not delay the next one. The fair baseline of an `async`
+  // tick body; the plain loop above is the baseline of a synchronous one.
+  Benchmark(
+    group: "timers-1000x10ms", variant: "AsyncTimerSequence-task-per-tick", operations: 500, quickOperations: 100,
+    runs: 3, extraKeys: timerFigureKeys
+  ) { intervals in
+    let ledger = TickLedger(timers: timerCount)
+    let loops = (0..<timerCount).map { index in
+      Task {
+        ledger.setOrigin(index, .now + interval)
+        await withDiscardingTaskGroup { group in
+          for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) {
+            if #available(macOS 26.0, *) {
+              group.addImmediateTask { ledger.tick(index) }
+            } else {
+              group.addTask { ledger.tick(index) }
+            }
+          }
+        }
+      }
+    }
+    try await Task.sleep(for: interval * intervals)
+    let figures = ledger.figures(end: .now, interval: interval, grace: grace)
+    for loop in loops { loop.cancel() }
+    for loop in loops { await loop.value }
+    return figures
+  },
   Benchmark(
     group: "timer-lateness", variant: "asynctools", operations: 500, quickOperations: 100, runs: 3,
     extraKeys: ["p99_lateness_ns", "mean_lateness_ns"]
