@@ -149,6 +149,11 @@ private func race<T: Sendable, C: Clock>(
   let box = Locked<(@isolated(any) () async throws -> T)?>(Optional(body))
   let bodyResult = await withTaskGroup(of: RaceEvent<T>.self) { group -> Result<RaceOutcome<T>, any Error> in
     let operation = box.withLock { $0.take()! }
+    let now = clock.now
+    // Deadline already past: no timer child, and the group is cancelled before the body is added,
+    // so the body starts cancelled (cancelling after adding it would race the body's first steps).
+    var expired = deadline <= now
+    if expired { group.cancelAll() }
     group.addTask {
       do {
         return .body(.success(try await operation()))
@@ -156,13 +161,7 @@ private func race<T: Sendable, C: Clock>(
         return .body(.failure(error))
       }
     }
-    var expired = false
-    let now = clock.now
-    if deadline <= now {
-      // Deadline already past: no timer child, the body simply starts cancelled.
-      expired = true
-      group.cancelAll()
-    } else {
+    if !expired {
       group.addTask {
         do {
           // `ContinuousClock` traps on a deadline whose seconds overflow `Int64` (a timeout of
