@@ -369,6 +369,14 @@ final class VirtualTimeDriver: TaskExecutor, @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
         continue loop
       case .sleepers(let sleepers):
+        // Only runtime sleeps due: their wake-ups go straight into the (empty) batch, in
+        // registration order, without a trip through the shared queue and its lock.
+        if sleepers.allSatisfy({ if case .job = $0 { true } else { false } }) {
+          for case .job(let job) in sleepers { batch.append(job | JobTag.timer) }
+          continue loop
+        }
+        // Mixed with `VirtualClock` sleepers, whose resumption goes through `enqueue`: all through
+        // the shared queue, so they keep their registration order.
         for sleeper in sleepers {
           switch sleeper {
           case .continuation(let continuation): continuation.resume()
