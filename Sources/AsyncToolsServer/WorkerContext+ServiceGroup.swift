@@ -20,7 +20,7 @@ extension WorkerContext {
   public func runServiceGroup(_ serviceGroup: ServiceGroup) async throws {
     // Ready before the group starts: a stop that arrives before the child below has begun to wait
     // for it must shut the group down gracefully, not cancel the worker as a stop during start-up.
-    core.markReady()
+    markReady()
     try await withThrowingTaskGroup(of: Bool.self) { group in
       group.addTask {
         try await serviceGroup.run()

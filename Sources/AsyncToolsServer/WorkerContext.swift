@@ -74,6 +74,32 @@ public struct WorkerContext: Sendable {
     await core.waitForStop()
   }
 
+  /// Marks this worker ready without waiting for its stop.
+  ///
+  /// ``stopSignal()`` marks the worker ready too; call this first when the stop is awaited in a
+  /// child task, as in
+  ///
+  /// ```swift
+  /// try await startServer(configuration: configuration) { context in
+  ///   try await openDatabase()           // start-up: a stop here interrupts it (cancels the worker)
+  ///   context.markReady()                // from here a stop is delivered, not a cancellation
+  ///   try await withThrowingTaskGroup(of: Void.self) { group in
+  ///     group.addTask { try await httpServer.run() }
+  ///     group.addTask { _ = await context.stopSignal(); await httpServer.shutDownGracefully() }
+  ///     try await group.waitForAll()
+  ///   }
+  /// }
+  /// ```
+  ///
+  /// Until the worker is ready, a stop is a stop during start-up: it cancels the worker's task.
+  /// Without this call, a stop that arrives after `httpServer` started but before the child task
+  /// reached ``stopSignal()`` would cancel the server instead of shutting it down gracefully.
+  /// ``runServiceGroup(_:)`` calls it for you. Calling it again, or under
+  /// ``ServerConfiguration/runToCompletion``, does nothing.
+  public func markReady() {
+    core.markReady()
+  }
+
   /// Whether the server has asked this worker to stop.
   public var isStopRequested: Bool { core.isStopRequested }
 

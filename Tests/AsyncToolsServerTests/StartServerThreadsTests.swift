@@ -345,6 +345,33 @@ struct StartServerThreadsTests {
     #expect(error?.code == .invalidArgument)
   }
 
+  @Test func aStopAfterMarkReadyReachesAStopWaitThatStartsLater() async throws {
+    // The worker marks itself ready, then only reaches stopSignal() once the stop was sent: the stop
+    // must wait for it there, not cancel the worker as a stop during start-up. (Without markReady()
+    // the worker would never count as ready, and the watchdog would fail the test.)
+    let probe = Probe()
+    let gate = Probe()
+    let exit = try await withWatchdog {
+      try await startServer(configuration: threadsConfiguration(workers: 1, logTo: probe)) { context in
+        context.markReady()
+        context.markReady()  // again: nothing more
+        await gate.wait(for: 1, "go")
+        let signal = await context.stopSignal()
+        probe.record("stopped by \(signal), cancelled=\(Task.isCancelled)")
+      } main: { server in
+        async let exit = server.runWorkers()
+        await probe.waitForReadyWorkers(1)
+        server.signal(.sigterm)
+        await probe.wait { $0.contains { $0.hasPrefix("log: stopping 1 worker(s)") } }
+        gate.record("go")
+        return try await exit
+      }
+    }
+    #expect(exit == .stopped(.sigterm))
+    #expect(probe.testEvents == ["stopped by SIGTERM, cancelled=false"])
+    #expect(probe.count("log: worker 0 is ready") == 1)
+  }
+
   @Test func theProcessIndexIsATaskLocalOfEachWorker() async throws {
     let probe = Probe()
     var configuration = threadsConfiguration(workers: 4)
