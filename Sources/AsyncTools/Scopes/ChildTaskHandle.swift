@@ -87,13 +87,23 @@ final class ChildTaskRecord: Sendable {
     var exitWaiter: CheckedContinuation<Void, Never>?
     var outcome: Outcome?
     var waiters: [CheckedContinuation<Outcome, Never>] = []
+
+    /// Stores the outcome and hands back the callers waiting for it.
+    mutating func publish(_ outcome: Outcome) -> [CheckedContinuation<Outcome, Never>] {
+      self.outcome = outcome
+      defer { waiters = [] }
+      return waiters
+    }
   }
 
   private let state = Locked(State())
 
   /// Runs `operation` as this record's child, from the child's task; stores its outcome and returns the error it
   /// threw, if any.
-  func run<Success: Sendable>(_ operation: () async throws -> Success) async -> (any Error)? {
+  ///
+  /// `nonisolated(nonsending)`, as the other calls a child makes through the record: it runs on the child's own
+  /// executor, so entering it is no executor switch (each switch takes the task's status-record lock).
+  nonisolated(nonsending) func run<Success: Sendable>(_ operation: () async throws -> Success) async -> (any Error)? {
     withUnsafeCurrentTask { task in
       let cancelNow = state.withLock { state -> Bool in
         state.task = task.map(TaskReference.init)
@@ -110,29 +120,29 @@ final class ChildTaskRecord: Sendable {
       outcome = .failure(error)
       failure = error
     }
-    await withdrawTask()
-    let waiters = state.withLock { state in
-      state.outcome = outcome
-      let waiters = state.waiters
-      state.waiters = []
-      return waiters
+    // Withdraw the task reference and publish the outcome in one critical section, unless a `cancel()` is calling
+    // into the task at this moment: then wait for that call to return first.
+    var waiters = state.withLock { state -> [CheckedContinuation<Outcome, Never>]? in
+      if state.cancelling { return nil }
+      state.task = nil
+      return state.publish(outcome)
     }
-    for waiter in waiters { waiter.resume(returning: outcome) }
+    if waiters == nil {
+      await withdrawTaskOnceCancelReturns()
+      waiters = state.withLock { $0.publish(outcome) }
+    }
+    for waiter in waiters ?? [] { waiter.resume(returning: outcome) }
     return failure
   }
 
   /// Runs `operation` as this record's child and rethrows its error, for scopes that report or record it.
-  func runThrowing<Success: Sendable>(_ operation: () async throws -> Success) async throws {
+  nonisolated(nonsending) func runThrowing<Success: Sendable>(_ operation: () async throws -> Success) async throws {
     if let error = await run(operation) { throw error }
   }
 
-  private func withdrawTask() async {
-    let mustWait = state.withLock { state -> Bool in
-      if state.cancelling { return true }
-      state.task = nil
-      return false
-    }
-    guard mustWait else { return }
+  /// The child is ending while a `cancel()` calls into its task: waits until that call has returned (it resumes the
+  /// exit waiter), then withdraws the task reference.
+  nonisolated(nonsending) private func withdrawTaskOnceCancelReturns() async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
       let resumeNow = state.withLock { state -> Bool in
         if state.cancelling {

@@ -67,7 +67,7 @@ final class SupervisorCore: Sendable {
 
   /// Runs a ``RestartPolicy/never`` child once; its failure goes to the error handler with the child's name, and
   /// is rethrown for its handle.
-  func runOnce(child: ChildName, _ operation: () async throws -> Void) async throws {
+  nonisolated(nonsending) func runOnce(child: ChildName, _ operation: () async throws -> Void) async throws {
     do {
       try await operation()
     } catch is CancellationError {
@@ -82,7 +82,7 @@ final class SupervisorCore: Sendable {
   /// is crossed (then throws ``SupervisorError``).
   /// `scope` is the supervisor's task scope: a ``TaskScope/Handle/cancelAll()`` reaches the group through a helper
   /// task, so the loop also checks the request itself to never restart a child of a cancelled supervisor.
-  func supervise(
+  nonisolated(nonsending) func supervise(
     child name: ChildName, restart: RestartPolicy, scope: TaskScopeCore, operation: () async throws -> Void
   ) async throws(SupervisorError) {
     let child = name.description
