@@ -50,7 +50,8 @@ public struct Supervisor: ~Copyable {
     let core = self.core
     let label = core.childName(name)
     if restart == .never {
-      return scope.addTask(name: name, priority: priority) { try await core.runOnce(child: label, operation) }
+      return scope.addSupervisedOnce(
+        name: name, label: label, supervisor: core, priority: priority, operation: operation)
     }
     let scopeCore = scope.core
     // Giving up throws into the scope's group, which cancels every fast-path child at once, and asks the scope's

@@ -55,11 +55,7 @@ public struct TaskScope: ~Copyable {
       if let error = await record.run(operation) { core.report(error) }
       core.fastPathChildFinished()
     }
-    if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
-      group.addTask(name: name, priority: priority, operation: body)
-    } else {
-      group.addTask(priority: priority, operation: body)
-    }
+    addToGroup(name: name, priority: priority, body)
     return ChildTaskHandle(record)
   }
 
@@ -75,6 +71,27 @@ public struct TaskScope: ~Copyable {
     return true
   }
 
+  /// Adds a supervisor's child that is never restarted: its failure goes to the supervisor's error handler with the
+  /// child's name, not to the scope's handler (a supervisor's scope has none). The same one closure and one record
+  /// per child as ``addTask(name:priority:operation:)``; wrapping the operation in a closure that reports and
+  /// rethrows cost a second allocation and a second call per child.
+  mutating func addSupervisedOnce(
+    name: String?, label: SupervisorCore.ChildName, supervisor: SupervisorCore, priority: TaskPriority?,
+    operation: sending @escaping () async throws -> Void
+  ) -> ChildTaskHandle<Void> {
+    let core = self.core
+    let record = ChildTaskRecord()
+    core.fastPathChildStarted()
+    let body: () async -> Void = {
+      if let error = await record.run(operation), !(error is CancellationError) {
+        supervisor.errorHandler(error, label.description)
+      }
+      core.fastPathChildFinished()
+    }
+    addToGroup(name: name, priority: priority, body)
+    return ChildTaskHandle(record)
+  }
+
   /// Adds a child whose errors are *not* caught: the first one cancels the scope's group and is rethrown by
   /// `withTaskScope`. Used by supervisors to give up.
   mutating func addFailFastTask(
@@ -87,12 +104,20 @@ public struct TaskScope: ~Copyable {
       defer { core.fastPathChildFinished() }
       try await record.runThrowing(operation)
     }
+    addToGroup(name: name, priority: priority, body)
+    return ChildTaskHandle(record)
+  }
+
+  /// Adds `body` to the scope's group, named where the platform names tasks.
+  @inline(__always)
+  private mutating func addToGroup(
+    name: String?, priority: TaskPriority?, _ body: sending @escaping () async throws -> Void
+  ) {
     if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
       group.addTask(name: name, priority: priority, operation: body)
     } else {
       group.addTask(priority: priority, operation: body)
     }
-    return ChildTaskHandle(record)
   }
 
   /// Cancels every child, present and future (aiotools' `abort()`). The body itself is not cancelled, and the
