@@ -43,6 +43,33 @@ struct ChildTaskHandleTests {
     }
   }
 
+  @Test func valuesOfEveryShapeComeBackAsTheirOwnType() async throws {
+    // The record keeps a child's value as `any Sendable` and the handle casts it back: optionals (nil included),
+    // existentials, large structs and classes must all come back as they were returned.
+    struct Large: Sendable, Equatable { var a = 1, b = 2, c = 3, d = 4, e = "five" }
+    final class Box: Sendable { let n = 7 }
+    try await withTaskScope { scope in
+      let none = scope.addTask { () async throws -> Int? in nil }
+      let some = scope.addTask { () async throws -> Int? in 5 }
+      let doubleNone = scope.addTask { () async throws -> Int?? in .some(nil) }
+      let existential = scope.addTask { () async throws -> any Sendable in "text" }
+      let large = scope.addTask { () async throws -> Large in Large() }
+      let box = Box()
+      let object = scope.addTask { () async throws -> Box in box }
+      let values = (
+        try await none.value, try await some.value, try await doubleNone.value, try await existential.value,
+        try await large.value, try await object.value, try await object.result.get()
+      )
+      #expect(values.0 == nil)
+      #expect(values.1 == 5)
+      #expect(values.2 == .some(nil))
+      #expect(values.3 as? String == "text")
+      #expect(values.4 == Large())
+      #expect(values.5 === box)
+      #expect(values.6 === box)
+    }
+  }
+
   @Test func aFailingChildsErrorIsReportedAndIsWhatItsValueThrows() async throws {
     let reported = ChildLog()
     let caught = try await withTaskScope(errorHandler: { reported.append("\($0)") }) { scope in
