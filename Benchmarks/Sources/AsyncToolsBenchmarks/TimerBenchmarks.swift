@@ -95,6 +95,26 @@ private func runPeriodicTimers(
   return figures
 }
 
+/// Runs 1,000 `AsyncTimerSequence` loops (`loop` is one timer's loop, given the ledger and its index) as tasks for
+/// `intervals` intervals, then cancels and awaits them, and returns the ledger's figures.
+private func runTimerSequenceLoops(
+  intervals: Int, _ loop: @escaping @Sendable (TickLedger, Int) async -> Void
+) async throws -> [String: Double] {
+  let ledger = TickLedger(timers: timerCount)
+  let loops = (0..<timerCount).map { index in
+    Task {
+      // AsyncTimerSequence has no tick at the start: its first tick is due one interval after it.
+      ledger.setOrigin(index, .now + interval)
+      await loop(ledger, index)
+    }
+  }
+  try await Task.sleep(for: interval * intervals)
+  let figures = ledger.figures(end: .now, interval: interval, grace: grace)
+  for loop in loops { loop.cancel() }
+  for loop in loops { await loop.value }
+  return figures
+}
+
 extension TickLedger {
   /// Counts a `PeriodicTimer` tick; tick 0 fixes the timer's grid (DefaultClock's instants are offsets from
   /// ContinuousClock's epoch).
@@ -127,21 +147,11 @@ let timerBenchmarks: [Benchmark] = [
     group: "timers-1000x10ms", variant: "AsyncTimerSequence", operations: 500, quickOperations: 100, runs: 3,
     extraKeys: timerFigureKeys
   ) { intervals in
-    let ledger = TickLedger(timers: timerCount)
-    let loops = (0..<timerCount).map { index in
-      Task {
-        // AsyncTimerSequence has no tick at the start: its first tick is due one interval after it.
-        ledger.setOrigin(index, .now + interval)
-        for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) {
-          ledger.tick(index)
-        }
+    try await runTimerSequenceLoops(intervals: intervals) { ledger, index in
+      for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) {
+        ledger.tick(index)
       }
     }
-    try await Task.sleep(for: interval * intervals)
-    let figures = ledger.figures(end: .now, interval: interval, grace: grace)
-    for loop in loops { loop.cancel() }
-    for loop in loops { await loop.value }
-    return figures
   },
   // What a Swift user writes for aiotools' overlapping ticks: the same loops, each tick a child task (immediate, as
   // PeriodicTimer's), so that a tick that suspends does not delay the next one. The fair baseline of an `async`
@@ -150,26 +160,17 @@ let timerBenchmarks: [Benchmark] = [
     group: "timers-1000x10ms", variant: "AsyncTimerSequence-task-per-tick", operations: 500, quickOperations: 100,
     runs: 3, extraKeys: timerFigureKeys
   ) { intervals in
-    let ledger = TickLedger(timers: timerCount)
-    let loops = (0..<timerCount).map { index in
-      Task {
-        ledger.setOrigin(index, .now + interval)
-        await withDiscardingTaskGroup { group in
-          for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) {
-            if #available(macOS 26.0, *) {
-              group.addImmediateTask { ledger.tick(index) }
-            } else {
-              group.addTask { ledger.tick(index) }
-            }
+    try await runTimerSequenceLoops(intervals: intervals) { ledger, index in
+      await withDiscardingTaskGroup { group in
+        for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) {
+          if #available(macOS 26.0, *) {
+            group.addImmediateTask { ledger.tick(index) }
+          } else {
+            group.addTask { ledger.tick(index) }
           }
         }
       }
     }
-    try await Task.sleep(for: interval * intervals)
-    let figures = ledger.figures(end: .now, interval: interval, grace: grace)
-    for loop in loops { loop.cancel() }
-    for loop in loops { await loop.value }
-    return figures
   },
   Benchmark(
     group: "timer-lateness", variant: "asynctools", operations: 500, quickOperations: 100, runs: 3,
