@@ -65,15 +65,19 @@ final class SupervisorCore: Sendable {
     return .unnamed(unnamedChildren.wrappingAdd(1, ordering: .relaxed).newValue)
   }
 
+  /// Hands the failure of a ``RestartPolicy/never`` child to the error handler with the child's name; a
+  /// `CancellationError` is not a failure.
+  func reportOnce(_ error: any Error, of child: ChildName) {
+    if !(error is CancellationError) { errorHandler(error, child.description) }
+  }
+
   /// Runs a ``RestartPolicy/never`` child once; its failure goes to the error handler with the child's name, and
   /// is rethrown for its handle.
   nonisolated(nonsending) func runOnce(child: ChildName, _ operation: () async throws -> Void) async throws {
     do {
       try await operation()
-    } catch is CancellationError {
-      throw CancellationError()
     } catch {
-      errorHandler(error, child.description)
+      reportOnce(error, of: child)
       throw error
     }
   }

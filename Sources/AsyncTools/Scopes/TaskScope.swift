@@ -83,9 +83,7 @@ public struct TaskScope: ~Copyable {
     let record = ChildTaskRecord()
     core.fastPathChildStarted()
     let body: () async -> Void = {
-      if let error = await record.run(operation), !(error is CancellationError) {
-        supervisor.errorHandler(error, label.description)
-      }
+      if let error = await record.run(operation) { supervisor.reportOnce(error, of: label) }
       core.fastPathChildFinished()
     }
     addToGroup(name: name, priority: priority, body)
